@@ -1,0 +1,1 @@
+"""Compile a rulebook into a plan of sqlglot expression trees."""

@@ -1,0 +1,245 @@
+"""Aggregate traits: one pass over each source per entity level (never a query per trait).
+
+Every aggregate carries its window and `where` as a FILTER clause, so one GROUP BY computes
+all traits of a source. Windows are half-open, `(as_of − start, as_of − end]`, with bounds
+computed as literals; rows after as_of never count. The same pass counts the rows it could
+not use (missing ids, unparseable times, rows after as_of) for the run's quality report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from retainer.compile.context import Context, Node
+from retainer.compile.scopes import AggregateScope
+from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col, literal, timestamp
+from retainer.errors import did_you_mean
+from retainer.rulebook import expressions
+from retainer.rulebook.expressions import ExpressionError, Type
+from retainer.rulebook.models import AggregateTrait, Entity
+
+# What an aggregate returns when a window holds no rows.
+_EMPTY: dict[str, object] = {"count": 0, "count_distinct": 0, "sum": 0, "exists": False}
+# Columns of the quality report each pass adds (name → SQL filter over a staged row).
+QUALITY_COLUMNS = ("__rows", "__no_id", "__bad_time", "__after_as_of", "__future")
+
+
+@dataclass
+class Pass:
+    """One GROUP BY over a staged source."""
+
+    source: str
+    level: Entity
+    rollup: bool
+    scope: AggregateScope
+    selects: list[exp.Expression] = field(default_factory=list)
+    traits: list[str] = field(default_factory=list)
+    quality: bool = False
+
+    @property
+    def relation(self) -> str:
+        return f"agg_{self.source}" + ("_by_contact" if self.level == "contact" else "")
+
+    @property
+    def key(self) -> str:
+        return CONTACT if self.level == "contact" else ACCOUNT
+
+
+@dataclass
+class Passes:
+    ctx: Context
+    by_key: dict[tuple[str, Entity], Pass] = field(default_factory=dict)
+
+    def get(self, source: str, level: Entity) -> Pass:
+        key = (source, level)
+        if key not in self.by_key:
+            rollup = source == self.ctx.contacts and level == "account"
+            self.by_key[key] = Pass(source, level, rollup, AggregateScope(self.ctx, source,
+                                                                          rollup))
+        return self.by_key[key]
+
+    def source_passes(self) -> list[Pass]:
+        """Passes over raw sources, each source's first pass carrying the quality counts."""
+        passes = [p for p in self.by_key.values() if not p.rollup]
+        seen: set[str] = set()
+        for item in sorted(passes, key=lambda p: p.level):  # account passes first
+            item.quality = item.source not in seen
+            seen.add(item.source)
+        return passes
+
+    def rollups(self) -> list[Pass]:
+        return [p for p in self.by_key.values() if p.rollup]
+
+
+def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrait) -> Node:
+    node = Node(name, trait.entity, "trait", aggregate=True)
+    node.explain = {"definition": describe(trait)}
+    source = _check_source(ctx, name, trait)
+    if source is None:
+        return node
+    work = passes.get(source, trait.entity)
+    value_type: Type = "number"
+    try:
+        value_sql, value_type = _value(ctx, work, name, trait)
+        where_sql = _where(ctx, work, name, trait)
+    except ExpressionError:
+        return node  # reported by _value/_where with the right location
+    predicate = _window(ctx, work, trait)
+    if where_sql is not None:
+        predicate = exp.and_(predicate, exp.paren(where_sql)) if predicate else where_sql
+    func = trait.func
+    if func in ("latest", "first"):
+        assert value_sql is not None
+        not_null = value_sql.copy().is_(exp.null()).not_()
+        predicate = exp.and_(predicate, not_null) if predicate else not_null
+    aggregate = _aggregate(func, value_sql)
+    if predicate is not None:
+        aggregate = exp.Filter(this=aggregate, expression=exp.Where(this=predicate))
+    if func == "exists":
+        aggregate = exp.GT(this=aggregate, expression=exp.Literal.number(0))
+    work.selects.append(alias(aggregate, name))
+    work.traits.append(name)
+    node.type = "boolean" if func == "exists" else (
+        "number" if func in ("count", "count_distinct", "sum", "avg") else value_type)
+    default = trait.default if trait.default is not None else _EMPTY.get(func)
+    joined: exp.Expression = col(name, work.relation)
+    if default is not None:
+        joined = exp.Coalesce(this=joined, expressions=[literal(default)])
+    node.columns = [alias(joined, name)]
+    return node
+
+
+def _check_source(ctx: Context, name: str, trait: AggregateTrait) -> str | None:
+    origin = ctx.rulebook.origin("traits", name)
+    func = trait.func
+    where = origin.at(func if func in ("count", "exists") else "from")
+    source = trait.source
+    if source not in ctx.rulebook.sources:
+        ctx.problem(f"trait '{name}' reads unknown source '{source}'", where,
+                    did_you_mean(source, ctx.rulebook.sources)
+                    or "sources: " + ", ".join(ctx.rulebook.sources))
+        return None
+    spec = ctx.rulebook.sources[source]
+    if spec.kind in ("accounts", "identities"):
+        ctx.problem(f"trait '{name}' aggregates the {spec.kind} source '{source}'", where,
+                    "account columns are used directly: write a derived trait such as "
+                    "'account.seats_purchased'")
+        return None
+    if trait.entity == "contact" and source == ctx.contacts:
+        ctx.problem(f"contact trait '{name}' aggregates the contacts themselves", where,
+                    "use the contact's columns in a derived contact trait instead")
+        return None
+    if trait.entity == "contact" and spec.contact is None:
+        ctx.problem(f"contact trait '{name}' reads '{source}', which has no contact column",
+                    where, f"add 'contact: <column>' to source '{source}'")
+        return None
+    has_time = spec.time is not None
+    if not has_time and not trait.window.unbounded:
+        ctx.problem(f"trait '{name}' has a window but source '{source}' has no time column",
+                    origin.at("window"), f"add 'time: <column>' to source '{source}'")
+        return None
+    if not has_time and func in ("latest", "first"):
+        ctx.problem(f"'{func}' needs a time to order by, but source '{source}' has none",
+                    where, f"add 'time: <column>' to source '{source}'")
+        return None
+    return source
+
+
+def _value(ctx: Context, work: Pass, name: str, trait: AggregateTrait
+           ) -> tuple[exp.Expression | None, Type]:
+    text = trait.value
+    if text is None:
+        return None, "number"
+    sub: tuple[str | int, ...] = (trait.func,)
+    try:
+        bound = expressions.bind(expressions.parse(text), work.scope, text, ctx.as_of_sql)
+    except ExpressionError as error:
+        ctx.expression_problem("traits", name, sub, error, f"trait '{name}'")
+        raise
+    if trait.func in ("sum", "avg") and bound.type not in ("number", "unknown", "null"):
+        error = ExpressionError(f"{trait.func} needs a number, but '{text}' is a {bound.type}",
+                                0, "use count_distinct for text, or cast it")
+        ctx.expression_problem("traits", name, sub, error, f"trait '{name}'")
+        raise error
+    return bound.tree, bound.type
+
+
+def _where(ctx: Context, work: Pass, name: str, trait: AggregateTrait) -> exp.Expression | None:
+    if trait.where is None:
+        return None
+    try:
+        bound = expressions.bind(expressions.parse(trait.where), work.scope, trait.where,
+                                 ctx.as_of_sql)
+        expressions.as_condition(bound, trait.where)
+    except ExpressionError as error:
+        ctx.expression_problem("traits", name, ("where",), error, f"trait '{name}' where")
+        raise
+    return bound.tree
+
+
+def _window(ctx: Context, work: Pass, trait: AggregateTrait) -> exp.Expression | None:
+    if ctx.rulebook.sources[work.source].time is None:
+        return None
+    time = col(TIME)
+    window = trait.window
+    upper = exp.LTE(this=time, expression=timestamp(ctx.as_of - window.end))
+    if window.start is None:
+        return upper
+    lower = exp.GT(this=time.copy(), expression=timestamp(ctx.as_of - window.start))
+    return exp.and_(lower, upper)
+
+
+def _aggregate(func: str, value: exp.Expression | None) -> exp.Expression:
+    if func in ("count", "exists"):
+        return exp.Count(this=exp.Star())
+    assert value is not None
+    if func == "count_distinct":
+        return exp.Count(this=exp.Distinct(expressions=[value]))
+    if func in ("latest", "first"):
+        # Ties at the same time are broken by the value itself, so every engine agrees:
+        # latest takes the largest value, first the smallest.
+        order = exp.Tuple(expressions=[col(TIME), value.copy()])
+        cls = exp.ArgMax if func == "latest" else exp.ArgMin
+        return cls(this=value, expression=order)
+    return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[func](this=value)
+
+
+def quality_selects(work: Pass, clock_sql: exp.Expression, as_of_sql: exp.Expression
+                    ) -> list[exp.Expression]:
+    """Counts of rows a pass read but could not use, for the run's quality report."""
+    time = col(TIME)
+
+    def count_where(condition: exp.Expression) -> exp.Expression:
+        return exp.Filter(this=exp.Count(this=exp.Star()),
+                          expression=exp.Where(this=condition))
+
+    return [
+        alias(exp.Count(this=exp.Star()), "__rows"),
+        alias(count_where(col("__no_id")), "__no_id"),
+        alias(count_where(time.copy().is_(exp.null())), "__bad_time"),
+        alias(count_where(exp.GT(this=time.copy(), expression=as_of_sql)), "__after_as_of"),
+        alias(count_where(exp.GT(this=time.copy(), expression=clock_sql)), "__future"),
+    ]
+
+
+def describe(trait: AggregateTrait) -> str:
+    """A one-line human description of an aggregate trait, for explanations."""
+    func = trait.func
+    what = {"count": f"number of {trait.source} rows", "exists": f"any {trait.source} row",
+            "count_distinct": f"distinct {trait.value} in {trait.source}",
+            "latest": f"latest {trait.value} in {trait.source}",
+            "first": f"first {trait.value} in {trait.source}"}.get(
+        func, f"{func} of {trait.value} in {trait.source}")
+    where = f" where {trait.where}" if trait.where else ""
+    return f"{what}{where}, {trait.window}"
+
+
+def pass_query(ctx: Context, work: Pass) -> exp.Select:
+    """SELECT key, every trait of this pass [, quality counts] FROM the staged rows."""
+    relation = "run_contact" if work.rollup else f"stg_{work.source}"
+    select = exp.select(col(work.key), *work.selects).from_(relation).group_by(col(work.key))
+    if work.quality:
+        select = select.select(*quality_selects(work, timestamp(ctx.clock), ctx.as_of_sql()))
+    return select

@@ -1,0 +1,123 @@
+"""Staging: each source as the pipeline reads it — ids as text, times as UTC, aliases resolved.
+
+* `stg_identities` maps other systems' ids to account ids (several ids → one account).
+* `stg_accounts` and `stg_contacts` keep one row per id (the latest by time) and drop rows
+  without an id; both are counted in the quality report.
+* `stg_<source>` views give every row its `__account` (through the identity map, or through
+  its contact), `__contact`, `__time`, and the account or contact columns its traits read.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from retainer.compile.aggregates import Pass
+from retainer.compile.context import Context
+from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col, utc_time, varchar
+
+
+def src(name: str) -> str:
+    return f"src_{name}"
+
+
+def raw_id(ctx: Context, source: str, column: str, table: str = "s") -> exp.Expression:
+    return varchar(col(column, table), ctx.catalog.type_of(source, column))
+
+
+def resolved_account(ctx: Context, source: str, column: str) -> exp.Expression:
+    """The account id of a row: its own id, or the account an identity alias points to."""
+    own = raw_id(ctx, source, column)
+    if ctx.identities is None:
+        return own
+    return exp.Coalesce(this=col(ACCOUNT, "ids"), expressions=[own])
+
+
+def identities_step(ctx: Context) -> exp.Select | None:
+    source = ctx.identities
+    if source is None:
+        return None
+    spec = ctx.rulebook.sources[source]
+    assert spec.alias and spec.account
+    alias_id = raw_id(ctx, source, spec.alias)
+    account_id = raw_id(ctx, source, spec.account)
+    # An alias claimed by two accounts resolves to the smaller id, so every engine agrees.
+    return (exp.select(alias(alias_id, "__alias"), alias(exp.Min(this=account_id), ACCOUNT))
+            .from_(exp.alias_(exp.to_table(src(source)), "s"))
+            .where(exp.and_(col(spec.alias, "s").is_(exp.null()).not_(),
+                            col(spec.account, "s").is_(exp.null()).not_()))
+            .group_by(alias_id.copy()))
+
+
+def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
+    """One row per entity id, the latest by time; rows without an id are dropped."""
+    spec = ctx.rulebook.sources[source]
+    key_column = spec.key
+    assert key_column is not None
+    key = raw_id(ctx, source, key_column)
+    time = _time(ctx, source)
+    inner = exp.select(alias(key, key_name))
+    if key_name == CONTACT:
+        assert spec.account is not None
+        inner = inner.select(alias(resolved_account(ctx, source, spec.account), ACCOUNT))
+    order = exp.Ordered(this=time.copy(), desc=True, nulls_first=False) if spec.time else None
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[key.copy()],
+                      order=exp.Order(expressions=[order]) if order else None)
+    inner = (inner.select(alias(time, TIME), exp.Star(), alias(rank, "__rank"))
+             .from_(exp.alias_(exp.to_table(src(source)), "s"))
+             .where(col(key_column, "s").is_(exp.null()).not_()))
+    if key_name == CONTACT and ctx.identities is not None:
+        inner = _join_identities(ctx, inner, source, spec.account or "")
+    return exp.select(exp.Star()).from_(inner.subquery("ranked")).where(
+        col("__rank").eq(1))
+
+
+def source_step(ctx: Context, source: str, passes: list[Pass]) -> exp.Select:
+    """A view of one source with resolved ids, its time in UTC and the joined columns."""
+    spec = ctx.rulebook.sources[source]
+    joined = {"account": set[str](), "contact": set[str]()}
+    for item in passes:
+        for qualifier, columns in item.scope.joined.items():
+            joined[qualifier] |= columns
+    via_contact = spec.account is None
+    select = exp.select()
+    if via_contact:
+        assert spec.contact is not None
+        account: exp.Expression = col(ACCOUNT, "c")
+        no_id = col(spec.contact, "s").is_(exp.null())
+    else:
+        assert spec.account is not None
+        account = resolved_account(ctx, source, spec.account)
+        no_id = col(spec.account, "s").is_(exp.null())
+    select = select.select(alias(account, ACCOUNT))
+    if spec.contact is not None:
+        select = select.select(alias(raw_id(ctx, source, spec.contact), CONTACT))
+    if spec.time is not None:
+        select = select.select(alias(_time(ctx, source), TIME))
+    select = select.select(alias(no_id, "__no_id"), exp.Column(this=exp.Star(), table=exp.to_identifier("s")))
+    for name in sorted(joined["contact"]):
+        select = select.select(alias(col(name, "c"), f"contact__{name}"))
+    for name in sorted(joined["account"]):
+        select = select.select(alias(col(name, "a"), f"account__{name}"))
+    select = select.from_(exp.alias_(exp.to_table(src(source)), "s"))
+    if not via_contact and ctx.identities is not None:
+        select = _join_identities(ctx, select, source, spec.account or "")
+    if via_contact or joined["contact"]:
+        assert spec.contact is not None
+        select = select.join(exp.alias_(exp.to_table("stg_contacts"), "c"), join_type="left",
+                             on=col(CONTACT, "c").eq(raw_id(ctx, source, spec.contact)))
+    if joined["account"]:
+        select = select.join(exp.alias_(exp.to_table("stg_accounts"), "a"), join_type="left",
+                             on=col(ACCOUNT, "a").eq(account.copy()))
+    return select
+
+
+def _join_identities(ctx: Context, select: exp.Select, source: str, column: str) -> exp.Select:
+    return select.join(exp.alias_(exp.to_table("stg_identities"), "ids"), join_type="left",
+                       on=col("__alias", "ids").eq(raw_id(ctx, source, column)))
+
+
+def _time(ctx: Context, source: str) -> exp.Expression:
+    spec = ctx.rulebook.sources[source]
+    if spec.time is None:
+        return exp.cast(exp.null(), "TIMESTAMP")
+    return utc_time(col(spec.time, "s"), ctx.catalog.engine_type(source, spec.time))

@@ -1,0 +1,271 @@
+"""The embedded engine: DuckDB, in process, over CSV/Parquet/JSON files or DuckDB tables.
+
+Temporary relations hold the work of a run; `publish` replaces the output tables in one
+transaction, so a failed or killed run leaves the previous results intact.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from retainer.compile.catalog import Catalog
+from retainer.compile.plan import Plan
+from retainer.compile.staging import src
+from retainer.engines.base import Capabilities, Engine, Progress
+from retainer.errors import DataError, EngineError, Location, RetainerError
+from retainer.rulebook.loader import Rulebook
+from retainer.rulebook.models import Source
+
+DIALECT = "duckdb"
+_PY_TYPES = ((bool, "BOOLEAN"), (int, "BIGINT"), (float, "DOUBLE"), (datetime, "TIMESTAMP"),
+             (date, "DATE"))
+
+
+class DuckDBEngine(Engine):
+    capabilities = Capabilities(dialect=DIALECT)
+
+    def __init__(self, database: Path | None = None, *, read_only: bool = False) -> None:
+        target = ":memory:"
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
+            target = str(database)
+        try:
+            self.connection = duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise RetainerError(
+                    f"{database} is in use by another Retainer process",
+                    hint="wait for the other run to finish, then try again") from None
+            raise RetainerError(f"cannot open {database}: {exc}") from None
+        self.connection.execute("SET TimeZone = 'UTC'")
+        self._attached: set[str] = set()
+
+    # --- sources -------------------------------------------------------------------------
+
+    def attach_sources(self, rulebook: Rulebook) -> Catalog:
+        columns: dict[str, dict[str, str]] = {}
+        described: dict[str, str] = {}
+        for name, source in rulebook.sources.items():
+            relation, where = self._relation(rulebook, name, source)
+            self._create_view(src(name), relation, rulebook, name, where)
+            columns[name] = self._describe(src(name), rulebook, name, where)
+            described[name] = where
+        return Catalog(columns, described)
+
+    def attach_rows(self, rulebook: Rulebook,
+                    rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> Catalog:
+        schemas = self._fixture_schemas(rulebook, rows)
+        for name, schema in schemas.items():
+            table = exp.to_table(src(name))
+            definition = exp.Schema(this=table, expressions=[
+                exp.ColumnDef(this=exp.to_identifier(column, quoted=True),
+                              kind=exp.DataType.build(kind, dialect=DIALECT))
+                for column, kind in schema.items()])
+            create = exp.Create(this=definition, kind="TABLE", replace=True,
+                                properties=exp.Properties(expressions=[
+                                    exp.TemporaryProperty()]))
+            self.connection.execute(create.sql(DIALECT))
+            items = rows.get(name) or []
+            if not items:
+                continue
+            names = list(schema)
+            insert = exp.insert(
+                exp.values([tuple(exp.Placeholder() for _ in names)]),
+                exp.Schema(this=table, expressions=[exp.to_identifier(c, quoted=True)
+                                                    for c in names]))
+            try:
+                self.connection.executemany(insert.sql(DIALECT),
+                                            [[item.get(c) for c in names] for item in items])
+            except duckdb.Error as exc:
+                raise DataError(f"fixture rows for '{name}' do not fit its columns: {exc}",
+                                hint="check the values' types against the source") from None
+        return Catalog(schemas, {n: f"fixture rows for {n}" for n in schemas})
+
+    def _fixture_schemas(self, rulebook: Rulebook,
+                         rows: Mapping[str, Sequence[Mapping[str, Any]]]
+                         ) -> dict[str, dict[str, str]]:
+        """Real sources' column types where readable, else inferred from the fixture rows."""
+        probe = DuckDBEngine()
+        schemas: dict[str, dict[str, str]] = {}
+        try:
+            for name, source in rulebook.sources.items():
+                try:
+                    relation, where = probe._relation(rulebook, name, source)
+                    probe._create_view(src(name), relation, rulebook, name, where)
+                    schemas[name] = probe._describe(src(name), rulebook, name, where)
+                except RetainerError:
+                    schemas[name] = _inferred(source, rows.get(name) or [])
+        finally:
+            probe.close()
+        for name, items in rows.items():
+            if name not in schemas:
+                raise DataError(f"fixture rows for unknown source '{name}'",
+                                hint="sources: " + ", ".join(rulebook.sources))
+            for item in items:
+                for column in item:
+                    if column not in schemas[name]:
+                        raise DataError(f"fixture rows for '{name}' have column '{column}', "
+                                        "which the source does not have",
+                                        hint="columns: " + ", ".join(schemas[name]))
+        return schemas
+
+    def _relation(self, rulebook: Rulebook, name: str, source: Source
+                  ) -> tuple[exp.Expression, str]:
+        if source.table is not None:
+            database = rulebook.config.database
+            if database is None:
+                raise DataError(f"source '{name}' reads table '{source.table}', but the "
+                                "project names no database",
+                                location=rulebook.origin("sources", name).at("table"),
+                                hint="add 'database: path/to/warehouse.duckdb' to retainer.yml")
+            path = rulebook.path(database)
+            if not path.exists():
+                raise DataError(f"database {path} does not exist",
+                                hint="check 'database' in retainer.yml")
+            if "srcdb" not in self._attached:
+                attach = exp.Attach(this=exp.alias_(exp.Literal.string(str(path)), "srcdb"),
+                                    expressions=[exp.AttachOption(this=exp.var("READ_ONLY"))])
+                self.connection.execute(attach.sql(DIALECT))
+                self._attached.add("srcdb")
+            table = exp.to_table(source.table)
+            table.set("catalog", exp.to_identifier("srcdb"))
+            return table, f"table {source.table} of {database}"
+        assert source.from_ is not None
+        path = rulebook.path(source.from_)
+        if not glob.glob(str(path)):
+            raise DataError(f"source '{name}': no file matches {source.from_}",
+                            location=rulebook.origin("sources", name).at("from"),
+                            hint=f"looked for {path}; paths are relative to the project "
+                                 "directory")
+        try:
+            fmt = source.file_format()
+        except ValueError as exc:
+            raise DataError(str(exc), location=rulebook.origin("sources", name).at("from")
+                            ) from None
+        reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[fmt]
+        args: list[exp.Expression] = [exp.Literal.string(str(path))]
+        if fmt == "csv":
+            args.append(exp.PropertyEQ(this=exp.to_identifier("header"), expression=exp.true()))
+        return exp.Table(this=exp.Anonymous(this=reader, expressions=args)), source.from_
+
+    def _create_view(self, view: str, relation: exp.Expression, rulebook: Rulebook,
+                     name: str, where: str) -> None:
+        create = exp.Create(this=exp.to_table(view), kind="VIEW", replace=True,
+                            expression=exp.select(exp.Star()).from_(relation),
+                            properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+        try:
+            self.connection.execute(create.sql(DIALECT))
+        except duckdb.Error as exc:
+            raise _read_error(rulebook, name, where, exc) from None
+
+    def _describe(self, view: str, rulebook: Rulebook, name: str, where: str
+                  ) -> dict[str, str]:
+        try:
+            rows = self.connection.execute(
+                exp.Describe(this=exp.to_table(view)).sql(DIALECT)).fetchall()
+        except duckdb.Error as exc:
+            raise _read_error(rulebook, name, where, exc) from None
+        return {str(row[0]): str(row[1]) for row in rows}
+
+    # --- running -------------------------------------------------------------------------
+
+    def execute(self, plan: Plan, progress: Progress | None = None) -> None:
+        steps = list(plan.work())
+        for index, step in enumerate(steps):
+            if progress:
+                progress(step, index, len(steps))
+            kind = "VIEW" if step.kind == "view" else "TABLE"
+            create = exp.Create(this=exp.to_table(step.name), kind=kind, replace=True,
+                                expression=step.query,
+                                properties=exp.Properties(expressions=[
+                                    exp.TemporaryProperty()]))
+            self._run(create.sql(DIALECT), step.name)
+
+    def publish(self, plan: Plan, metadata: Mapping[str, Any]) -> None:
+        connection = self.connection
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            for step in plan.outputs():
+                create = exp.Create(this=exp.to_table(step.name), kind="TABLE", replace=True,
+                                    expression=step.query)
+                self._run(create.sql(DIALECT), step.name)
+            connection.execute("CREATE OR REPLACE TABLE run_info (key VARCHAR, value VARCHAR)")
+            connection.executemany("INSERT INTO run_info VALUES (?, ?)",
+                                   [(k, json.dumps(v, default=str)) for k, v in
+                                    {**metadata, "explain": plan.explain}.items()])
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def export(self, query: exp.Query, path: Path, fmt: str) -> None:
+        """Write a query's rows to a file (the caller renames it into place)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        options = [exp.CopyParameter(this=exp.var("FORMAT"), expression=exp.var(fmt.upper()))]
+        copy = exp.Copy(this=query.subquery(), kind=False,
+                        files=[exp.Literal.string(str(path))], params=options)
+        self._run(copy.sql(DIALECT), f"export to {path.name}")
+
+    def query(self, sql: Any, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        text = sql.sql(DIALECT) if isinstance(sql, exp.Expression) else str(sql)
+        try:
+            return self.connection.execute(text, list(parameters)).fetchall()
+        except duckdb.Error as exc:
+            raise EngineError(f"query failed: {exc}") from None
+
+    def tables(self) -> set[str]:
+        rows = self.connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def _run(self, sql: str, what: str) -> None:
+        try:
+            self.connection.execute(sql)
+        except duckdb.ConversionException as exc:
+            raise DataError(f"while computing {what}: a value could not be converted: {exc}",
+                            hint="a column holds mixed types; check the source file or cast "
+                                 "the value in the rulebook") from None
+        except duckdb.Error as exc:
+            raise EngineError(f"while computing {what}: {exc}") from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _read_error(rulebook: Rulebook, name: str, where: str, exc: Exception) -> DataError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    location: Location | None = None
+    if ("sources", name) in rulebook.origins:
+        location = rulebook.origin("sources", name).location
+    return DataError(f"cannot read source '{name}' ({where}): {first}", location=location,
+                     hint="check that the file is well-formed and its format matches "
+                          "its extension (or set 'format')")
+
+
+def _inferred(source: Source, items: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Column types of fixture rows for a source whose real data is not available."""
+    schema: dict[str, str] = {}
+    for item in items:
+        for column, value in item.items():
+            if value is not None and column not in schema:
+                schema[column] = next((kind for cls, kind in _PY_TYPES
+                                       if isinstance(value, cls)), "VARCHAR")
+    for option in ("key", "account", "contact", "role", "alias"):
+        column = getattr(source, option)
+        if column is not None:
+            schema.setdefault(column, "VARCHAR")
+    if source.time is not None:
+        schema.setdefault(source.time, "TIMESTAMP")
+    for item in items:
+        for column in item:
+            schema.setdefault(column, "VARCHAR")
+    return schema

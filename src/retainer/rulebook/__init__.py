@@ -1,0 +1,1 @@
+"""The rulebook: YAML files loaded into frozen, validated models."""
