@@ -1,0 +1,1 @@
+"""The `retainer` command line."""

@@ -1,0 +1,168 @@
+"""`retainer` — validate, run, explain, compile and test a segmentation rulebook.
+
+Exit codes: 0 success · 1 a rule test failed or the run failed · 2 the project is invalid.
+Heavy modules (duckdb, the compiler) are imported inside commands so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Customer segmentation for retention: a rulebook in git, run on your "
+                       "own data.")
+console = Console()
+errors = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="project directory",
+                                             file_okay=False)]
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", help="evaluate as of this UTC date or time (a date means its midnight); "
+                    "default: now")]
+
+
+def friendly(command: F) -> F:
+    """Turn Retainer's errors into readable messages and exit codes, never tracebacks."""
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from retainer.errors import RetainerError, ValidationError
+        try:
+            return command(*args, **kwargs)
+        except ValidationError as exc:
+            errors.print(f"[bold red]{len(exc.problems)} problem(s) in the project:[/]")
+            for problem in exc.problems:
+                _problem(problem)
+            raise typer.Exit(2) from None
+        except RetainerError as exc:
+            errors.print("[bold red]error:[/]", end=" ")
+            _problem(exc.problem)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            errors.print("interrupted; published results are unchanged")
+            raise typer.Exit(130) from None
+    return wrapper  # type: ignore[return-value]
+
+
+def _problem(problem: Any) -> None:
+    where = f"[cyan]{problem.location}[/]: " if problem.location else ""
+    errors.print(f"  {where}{problem.message}", markup=True, highlight=False)
+    if problem.hint:
+        errors.print(f"      [dim]hint:[/] {problem.hint}", highlight=False)
+
+
+@app.command()
+@friendly
+def init(directory: Annotated[Path, typer.Argument(help="where to create the project")],
+         accounts: Annotated[int, typer.Option(help="number of demo accounts")] = 400,
+         seed: Annotated[int, typer.Option(help="random seed of the demo data")] = 7,
+         force: Annotated[bool, typer.Option(help="write into a non-empty directory")] = False
+         ) -> None:
+    """Create a demo project: a B2B SaaS rulebook, its tests and generated data."""
+    from retainer.scaffold import create_demo_project
+    summary = create_demo_project(directory, accounts=accounts, seed=seed, force=force)
+    console.print(f"[green]created[/] {directory}: {summary.accounts:,} accounts, "
+                  f"{summary.contacts:,} contacts, {summary.events:,} events "
+                  f"(data until {summary.end:%Y-%m-%d})")
+    console.print(f"next: [bold]retainer run -p {directory}[/]")
+
+
+@app.command()
+@friendly
+def validate(project: ProjectOption = Path(".")) -> None:
+    """Check the project and rulebook against the sources, without running anything."""
+    from retainer.project import Project
+    loaded = Project(project)
+    plan = loaded.plan()
+    rulebook = loaded.rulebook
+    console.print(f"[green]✓[/] {rulebook.config.name}: {len(rulebook.sources)} sources, "
+                  f"{len(rulebook.traits)} traits, {len(rulebook.dimensions)} dimensions, "
+                  f"{len(rulebook.tags)} tags, health {'on' if rulebook.health else 'off'}; "
+                  f"{len(plan.steps)} compiled steps")
+
+
+@app.command()
+@friendly
+def run(project: ProjectOption = Path("."), as_of: AsOfOption = None) -> None:
+    """Compute traits, health, segments and tags, and publish the results."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from retainer.cli import render
+    from retainer.project import Project, parse_as_of
+    loaded = Project(project)
+    moment = parse_as_of(as_of)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=errors, transient=True) as progress:
+        task = progress.add_task("compiling", total=None)
+
+        def advance(step: Any, index: int, total: int) -> None:
+            progress.update(task, total=total, completed=index,
+                            description=f"{step.name}: {step.purpose}")
+
+        report = loaded.run(moment, advance)
+    render.run_report(console, report)
+
+
+@app.command()
+@friendly
+def explain(entity_id: Annotated[str, typer.Argument(help="account id (or contact id)")],
+            project: ProjectOption = Path("."),
+            contact: Annotated[bool, typer.Option(help="explain a contact")] = False) -> None:
+    """Why an account is in its segments: rules, clause values, tags and health."""
+    from retainer.cli import render
+    from retainer.explain import explain as explain_entity
+    from retainer.project import Project
+    engine = Project(project).results()
+    try:
+        item = explain_entity(engine, entity_id, "contact" if contact else "account")
+    finally:
+        engine.close()
+    render.explanation(console, item)
+
+
+@app.command(name="compile")
+@friendly
+def compile_(project: ProjectOption = Path("."), as_of: AsOfOption = None,
+             dialect: Annotated[str, typer.Option(
+                 help="duckdb, postgres, spark, snowflake, bigquery or databricks")] = "duckdb",
+             output: Annotated[Path | None, typer.Option(help="write to this file")] = None
+             ) -> None:
+    """Print the SQL the rulebook compiles to, in any dialect."""
+    from retainer.project import Project, parse_as_of
+    dialects = ("duckdb", "postgres", "spark", "snowflake", "bigquery", "databricks")
+    if dialect not in dialects:
+        from retainer.errors import RetainerError
+        raise RetainerError(f"unknown dialect '{dialect}'", hint="one of " + ", ".join(dialects))
+    sql = Project(project).plan(parse_as_of(as_of)).sql(dialect)
+    if output:
+        output.write_text(sql, encoding="utf-8")
+        console.print(f"wrote {output}")
+    else:
+        sys.stdout.write(sql)
+
+
+@app.command()
+@friendly
+def test(project: ProjectOption = Path(".")) -> None:
+    """Run the project's rule tests (tests/*.yml) and show a diff for each failure."""
+    from retainer.cli import render
+    from retainer.project import Project
+    from retainer.testing import run_all
+    results = run_all(Project(project))
+    if not results:
+        console.print("no rule tests found (add tests/*.yml)")
+        return
+    render.test_results(console, results)
+    if any(not r.passed for r in results):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
