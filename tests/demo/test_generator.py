@@ -290,7 +290,9 @@ def test_tier_mix_owners_and_seats(db: duckdb.DuckDBPyConnection) -> None:
         """
     ).fetchall()
     stats = {r[0]: r[1:] for r in rows}
-    expected = {"smb": (0.65, 3, 25), "mid_market": (0.27, 20, 150), "enterprise": (0.08, 100, 2000)}
+    expected = {
+        "smb": (0.65, 3, 25), "mid_market": (0.27, 20, 150), "enterprise": (0.08, 100, 2000),
+    }
     assert set(stats) == set(expected)
     for tier, (share, lo, hi) in expected.items():
         got_share, unowned, seats_min, seats_max = stats[tier]

@@ -107,8 +107,7 @@ def explanation(console: Console, item: Explanation) -> None:
             join = "all of" if rule.mode == "all" else "any of"
             parts.append(Text(f"  {'→' if rule.matched else ' '} {rule.segment}: {verdict} "
                               f"({join}):", style="green" if rule.matched else "dim"))
-            shown = rule.clauses if rule.matched else rule.clauses
-            parts.extend(Text("      ") + _clause(c) for c in shown)
+            parts.extend(Text("      ") + _clause(c) for c in rule.clauses)
         console.print(Group(*parts))
     if item.tags:
         console.print(Text("tags", style="bold"))
@@ -126,12 +125,12 @@ def explanation(console: Console, item: Explanation) -> None:
         for column in ("component", "trait", "value", "score", "weight", "contributes"):
             table.add_column(column, justify="left" if column in ("component", "trait")
                              else "right")
-        for c in health.components:
-            score = None if c.score is None else float(c.score)
+        for part in health.components:
+            score = None if part.score is None else float(part.score)
             contributes = "missing, weight redistributed" if score is None else \
-                f"{score * c.share:.1f}"
-            table.add_row(c.name, c.trait, value(c.value), value(score),
-                          f"{c.weight:g} ({100 * c.share:.0f}%)", contributes)
+                f"{score * part.share:.1f}"
+            table.add_row(part.name, part.trait, value(part.value), value(score),
+                          f"{part.weight:g} ({100 * part.share:.0f}%)", contributes)
         console.print(table)
         bands = ", ".join(f"{name} ≥ {threshold:g}" for name, threshold in health.bands)
         console.print(Text(f"  bands: {bands}", style="dim"))

@@ -34,7 +34,7 @@ class Pass:
     level: Entity
     rollup: bool
     scope: AggregateScope
-    selects: list[exp.Expression] = field(default_factory=list)
+    selects: list[exp.Expr] = field(default_factory=list)
     traits: list[str] = field(default_factory=list)
     quality: bool = False
 
@@ -104,7 +104,7 @@ def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrai
     node.type = "boolean" if func == "exists" else (
         "number" if func in ("count", "count_distinct", "sum", "avg") else value_type)
     default = trait.default if trait.default is not None else _EMPTY.get(func)
-    joined: exp.Expression = col(name, work.relation)
+    joined: exp.Expr = col(name, work.relation)
     if default is not None:
         joined = exp.Coalesce(this=joined, expressions=[literal(default)])
     node.columns = [alias(joined, name)]
@@ -148,7 +148,7 @@ def _check_source(ctx: Context, name: str, trait: AggregateTrait) -> str | None:
 
 
 def _value(ctx: Context, work: Pass, name: str, trait: AggregateTrait
-           ) -> tuple[exp.Expression | None, Type]:
+           ) -> tuple[exp.Expr | None, Type]:
     text = trait.value
     if text is None:
         return None, "number"
@@ -159,14 +159,14 @@ def _value(ctx: Context, work: Pass, name: str, trait: AggregateTrait
         ctx.expression_problem("traits", name, sub, error, f"trait '{name}'")
         raise
     if trait.func in ("sum", "avg") and bound.type not in ("number", "unknown", "null"):
-        error = ExpressionError(f"{trait.func} needs a number, but '{text}' is a {bound.type}",
-                                0, "use count_distinct for text, or cast it")
-        ctx.expression_problem("traits", name, sub, error, f"trait '{name}'")
-        raise error
+        problem = ExpressionError(f"{trait.func} needs a number, but '{text}' is a "
+                                  f"{bound.type}", 0, "use count_distinct for text, or cast it")
+        ctx.expression_problem("traits", name, sub, problem, f"trait '{name}'")
+        raise problem
     return bound.tree, bound.type
 
 
-def _where(ctx: Context, work: Pass, name: str, trait: AggregateTrait) -> exp.Expression | None:
+def _where(ctx: Context, work: Pass, name: str, trait: AggregateTrait) -> exp.Expr | None:
     if trait.where is None:
         return None
     try:
@@ -179,7 +179,7 @@ def _where(ctx: Context, work: Pass, name: str, trait: AggregateTrait) -> exp.Ex
     return bound.tree
 
 
-def _window(ctx: Context, work: Pass, trait: AggregateTrait) -> exp.Expression | None:
+def _window(ctx: Context, work: Pass, trait: AggregateTrait) -> exp.Expr | None:
     if ctx.rulebook.sources[work.source].time is None:
         return None
     time = col(TIME)
@@ -191,7 +191,7 @@ def _window(ctx: Context, work: Pass, trait: AggregateTrait) -> exp.Expression |
     return exp.and_(lower, upper)
 
 
-def _aggregate(func: str, value: exp.Expression | None) -> exp.Expression:
+def _aggregate(func: str, value: exp.Expr | None) -> exp.Expr:
     if func in ("count", "exists"):
         return exp.Count(this=exp.Star())
     assert value is not None
@@ -206,12 +206,12 @@ def _aggregate(func: str, value: exp.Expression | None) -> exp.Expression:
     return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[func](this=value)
 
 
-def quality_selects(work: Pass, clock_sql: exp.Expression, as_of_sql: exp.Expression
-                    ) -> list[exp.Expression]:
+def quality_selects(work: Pass, clock_sql: exp.Expr, as_of_sql: exp.Expr
+                    ) -> list[exp.Expr]:
     """Counts of rows a pass read but could not use, for the run's quality report."""
     time = col(TIME)
 
-    def count_where(condition: exp.Expression) -> exp.Expression:
+    def count_where(condition: exp.Expr) -> exp.Expr:
         return exp.Filter(this=exp.Count(this=exp.Star()),
                           expression=exp.Where(this=condition))
 

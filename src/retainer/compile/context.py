@@ -31,7 +31,7 @@ class Node:
     kind: NodeKind
     type: Type = "unknown"
     deps: set[str] = field(default_factory=set)
-    columns: list[exp.Expression] = field(default_factory=list)
+    columns: list[exp.Expr] = field(default_factory=list)
     aggregate: bool = False          # computed in an aggregate pass, joined into the base
     explain: dict[str, Any] = field(default_factory=dict)
 
@@ -67,7 +67,7 @@ class Context:
     def identities(self) -> str | None:
         return self.source_of_kind("identities")
 
-    def as_of_sql(self) -> exp.Expression:
+    def as_of_sql(self) -> exp.Expr:
         return timestamp(self.as_of)
 
     def as_of_binding(self) -> Binding:

@@ -7,6 +7,8 @@ the segment the run assigned.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from sqlglot import exp
@@ -41,7 +43,7 @@ def bind_dimension(ctx: Context, name: str, dimension: Dimension) -> Node:
     origin = ctx.rulebook.origin("segments", name)
     base: tuple[str | int, ...] = ("rules",) if _has(origin, ("rules",)) else ()
     whens: list[exp.If] = []
-    default: exp.Expression = exp.null()
+    default: exp.Expr = exp.null()
     rules: list[dict[str, Any]] = []
     for index, rule in enumerate(dimension.rules):
         if rule.when is None:
@@ -60,7 +62,7 @@ def bind_dimension(ctx: Context, name: str, dimension: Dimension) -> Node:
         whens.append(exp.If(this=condition, true=literal(rule.segment)))
         rules.append({"segment": rule.segment, "when": rule.when, "mode": mode,
                       "clauses": spec, "description": rule.description})
-    case: exp.Expression = exp.Case(ifs=whens, default=default) if whens else default
+    case: exp.Expr = exp.Case(ifs=whens, default=default) if whens else default
     node.columns.append(alias(case, name))
     node.explain = {"rules": rules}
     return node
@@ -82,7 +84,7 @@ def bind_tag(ctx: Context, name: str, tag: Tag) -> Node:
 
 def _clauses(ctx: Context, node: Node, section: str, name: str, sub: tuple[str | int, ...],
              text: str, flag_prefix: str, what: str
-             ) -> tuple[str, list[dict[str, Any]], exp.Expression] | None:
+             ) -> tuple[str, list[dict[str, Any]], exp.Expr] | None:
     """Bind each top-level clause as its own flag column; return the recombined condition."""
     try:
         tree = expressions.parse(text)
@@ -97,7 +99,7 @@ def _clauses(ctx: Context, node: Node, section: str, name: str, sub: tuple[str |
         ctx.expression_problem(section, name, sub, error, what)
         return None
     spec: list[dict[str, Any]] = []
-    flags: list[exp.Expression] = []
+    flags: list[exp.Expr] = []
     for index, (part, bound) in enumerate(zip(parts, bound_parts, strict=True)):
         flag = f"{flag_prefix}__{index}"
         node.columns.append(alias(bound.tree, flag))
@@ -128,7 +130,7 @@ def bind_health(ctx: Context, health: Health) -> list[Node]:
                         f"'{component.trait}' is a {source.type}",
                         origin.at("components", key, "trait"))
         node.deps = {component.trait}
-        value: exp.Expression = col(component.trait)
+        value: exp.Expr = col(component.trait)
         if source.type == "boolean":
             value = exp.cast(value, "DOUBLE")
         score = scale_expression(value, component.scale)
@@ -159,24 +161,23 @@ def bind_health(ctx: Context, health: Health) -> list[Node]:
     return [*components, score_node, band]
 
 
-def scale_expression(value: exp.Expression, points: tuple[tuple[float, float], ...]
-                     ) -> exp.Expression:
+def scale_expression(value: exp.Expr, points: tuple[tuple[float, float], ...]
+                     ) -> exp.Expr:
     """Piecewise-linear interpolation between scale points, flat beyond the ends."""
-    (first_x, first_y), (last_x, last_y) = points[0], points[-1]
+    (first_x, first_y), last_y = points[0], points[-1][1]
     ifs = [exp.If(this=value.copy().is_(exp.null()), true=exp.null()),
            exp.If(this=exp.LTE(this=value.copy(), expression=literal(first_x)),
                   true=literal(first_y))]
-    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
         slope = (y1 - y0) / (x1 - x0)
         line = exp.Add(this=literal(y0), expression=exp.Mul(
             this=exp.paren(exp.Sub(this=value.copy(), expression=literal(x0))),
             expression=literal(slope)))
         ifs.append(exp.If(this=exp.LTE(this=value.copy(), expression=literal(x1)), true=line))
-    del last_x
     return exp.Case(ifs=ifs, default=literal(last_y))
 
 
-def _sum(items: list[exp.Expression]) -> exp.Expression:
+def _sum(items: Sequence[exp.Expr]) -> exp.Expr:
     total = items[0]
     for item in items[1:]:
         total = exp.Add(this=total, expression=item)

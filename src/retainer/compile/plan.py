@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from typing import Any, Literal
 
@@ -152,14 +153,13 @@ def _register(ctx: Context, passes: aggregates.Passes) -> None:
     rulebook = ctx.rulebook
     for name, trait in rulebook.traits.items():
         if isinstance(trait, AggregateTrait):
-            ctx.register(name, lambda n=name, t=trait: aggregates.bind_aggregate(
-                ctx, passes, n, t))
+            ctx.register(name, partial(aggregates.bind_aggregate, ctx, passes, name, trait))
         else:
-            ctx.register(name, lambda n=name, t=trait: elements.bind_derived(ctx, n, t))
+            ctx.register(name, partial(elements.bind_derived, ctx, name, trait))
     for name, dimension in rulebook.dimensions.items():
-        ctx.register(name, lambda n=name, d=dimension: elements.bind_dimension(ctx, n, d))
+        ctx.register(name, partial(elements.bind_dimension, ctx, name, dimension))
     for name, tag in rulebook.tags.items():
-        ctx.register(name, lambda n=name, t=tag: elements.bind_tag(ctx, n, t))
+        ctx.register(name, partial(elements.bind_tag, ctx, name, tag))
     health = rulebook.health
     if health is not None:
         bound: dict[str, Node] = {}
@@ -170,7 +170,7 @@ def _register(ctx: Context, passes: aggregates.Passes) -> None:
             return bound[name]
 
         for name in [*(f"health__{c}" for c in health.components), "health", "health_band"]:
-            ctx.register(name, lambda n=name: health_node(n))
+            ctx.register(name, partial(health_node, name))
 
 
 # --- steps -----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def _steps(ctx: Context, passes: aggregates.Passes) -> Iterator[Step]:
         yield Step(item.relation, "table", aggregates.pass_query(ctx, item),
                    f"{len(item.traits)} trait(s) of {item.source} per {item.level}, one pass")
     levels: list[Entity] = ["account"]
-    if ctx.contacts is not None and any(n.level == "contact" for n in ctx.nodes.values()) \
+    if (ctx.contacts is not None and any(n.level == "contact" for n in ctx.nodes.values())) \
             or passes.rollups():
         levels.insert(0, "contact")
     for level in levels:
@@ -219,7 +219,7 @@ def _outputs(ctx: Context, level: Entity) -> tuple[exp.Select, exp.Select]:
     rulebook = ctx.rulebook
     accounts = rulebook.sources[ctx.accounts]
     account_key = accounts.key or "account_id"
-    columns: list[exp.Expression] = []
+    columns: list[exp.Expr] = []
     if level == "account":
         columns.append(alias(col(ACCOUNT), account_key))
     else:

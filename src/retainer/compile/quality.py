@@ -35,12 +35,12 @@ def _entity(ctx: Context, source: str, parent: str | None) -> exp.Select:
     assert spec.key is not None
     key = col(spec.key, "s")
     count = exp.Count(this=exp.Star())
-    bad_time: exp.Expression = literal(0)
+    bad_time: exp.Expr = literal(0)
     if spec.time is not None:
         raw = col(spec.time, "s")
         parsed = utc_time(raw.copy(), ctx.catalog.engine_type(source, spec.time))
         bad_time = _count_if(exp.and_(raw.is_(exp.null()).not_(), parsed.is_(exp.null())))
-    unknown: exp.Expression = literal(0)
+    unknown: exp.Expr = literal(0)
     select = exp.select(
         alias(literal(source), "source"), alias(count, "rows_read"),
         alias(_count_if(key.copy().is_(exp.null())), "missing_id"),
@@ -64,7 +64,7 @@ def _source(item: Pass) -> exp.Select:
     entity = "stg_contacts" if key == CONTACT else "stg_accounts"
     matched = col(key, "k").is_(exp.null()).not_()
 
-    def total(expression: exp.Expression, when: exp.Expression | None = None) -> exp.Expression:
+    def total(expression: exp.Expr, when: exp.Expr | None = None) -> exp.Expr:
         value = expression if when is None else exp.Case(
             ifs=[exp.If(this=when, true=expression)], default=literal(0))
         return exp.cast(exp.Coalesce(this=exp.Sum(this=value), expressions=[literal(0)]),
@@ -83,5 +83,5 @@ def _source(item: Pass) -> exp.Select:
               on=col(key, "k").eq(col(key, "g"))))
 
 
-def _count_if(condition: exp.Expression) -> exp.Expression:
+def _count_if(condition: exp.Expr) -> exp.Expr:
     return exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=condition))

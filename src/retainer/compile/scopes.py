@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from retainer.compile.context import Context, names_at
-from retainer.compile.sql import col
+from retainer.compile.sql import TIME, col
 from retainer.rulebook.expressions import Binding
 from retainer.rulebook.models import Entity
 
@@ -31,6 +31,9 @@ class AggregateScope:
             return ctx.as_of_binding()
         if self.rollup:
             return self._rollup(qualifier, name)
+        if not qualifier and name == ctx.rulebook.sources[self.source].time:
+            # The time column is read normalised to UTC, as windows see it.
+            return Binding(col(TIME), "timestamp", f"column:{self.source}.{name}")
         if not qualifier and ctx.catalog.has(self.source, name):
             return Binding(col(name), ctx.catalog.type_of(self.source, name),
                            f"column:{self.source}.{name}")

@@ -27,21 +27,21 @@ def _plain(name: str) -> bool:
     return name.replace("_", "a").isalnum() and not name[0].isdigit() and name.islower()
 
 
-def alias(expression: exp.Expression, name: str) -> exp.Alias:
+def alias(expression: exp.Expr, name: str) -> exp.Expr:
     return exp.alias_(expression, name, quoted=not _plain(name))
 
 
-def timestamp(value: datetime) -> exp.Expression:
+def timestamp(value: datetime) -> exp.Expr:
     """A UTC timestamp literal that every dialect reads the same way."""
     return exp.cast(exp.Literal.string(value.strftime("%Y-%m-%d %H:%M:%S")), "TIMESTAMP")
 
 
-def varchar(expression: exp.Expression, source_type: Type) -> exp.Expression:
+def varchar(expression: exp.Expr, source_type: Type) -> exp.Expr:
     """Ids are compared as text so that `42` in one file matches `'42'` in another."""
     return expression if source_type == "text" else exp.cast(expression, "VARCHAR")
 
 
-def utc_time(expression: exp.Expression, engine_type: str) -> exp.Expression:
+def utc_time(expression: exp.Expr, engine_type: str) -> exp.Expr:
     """Normalise a time column to a naive UTC TIMESTAMP.
 
     Zone-aware values are converted to UTC; naive values and strings without an offset are
@@ -77,7 +77,7 @@ def category(engine_type: str) -> Type:
     return "unknown"
 
 
-def literal(value: object) -> exp.Expression:
+def literal(value: object) -> exp.Expr:
     if value is None:
         return exp.null()
     if isinstance(value, bool):
@@ -87,5 +87,5 @@ def literal(value: object) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def select_star_plus(source: str, additions: list[exp.Expression]) -> exp.Select:
+def select_star_plus(source: str, additions: list[exp.Expr]) -> exp.Select:
     return exp.select(exp.Star(), *additions).from_(source)

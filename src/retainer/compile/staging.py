@@ -20,11 +20,11 @@ def src(name: str) -> str:
     return f"src_{name}"
 
 
-def raw_id(ctx: Context, source: str, column: str, table: str = "s") -> exp.Expression:
+def raw_id(ctx: Context, source: str, column: str, table: str = "s") -> exp.Expr:
     return varchar(col(column, table), ctx.catalog.type_of(source, column))
 
 
-def resolved_account(ctx: Context, source: str, column: str) -> exp.Expression:
+def resolved_account(ctx: Context, source: str, column: str) -> exp.Expr:
     """The account id of a row: its own id, or the account an identity alias points to."""
     own = raw_id(ctx, source, column)
     if ctx.identities is None:
@@ -82,7 +82,7 @@ def source_step(ctx: Context, source: str, passes: list[Pass]) -> exp.Select:
     select = exp.select()
     if via_contact:
         assert spec.contact is not None
-        account: exp.Expression = col(ACCOUNT, "c")
+        account: exp.Expr = col(ACCOUNT, "c")
         no_id = col(spec.contact, "s").is_(exp.null())
     else:
         assert spec.account is not None
@@ -93,7 +93,8 @@ def source_step(ctx: Context, source: str, passes: list[Pass]) -> exp.Select:
         select = select.select(alias(raw_id(ctx, source, spec.contact), CONTACT))
     if spec.time is not None:
         select = select.select(alias(_time(ctx, source), TIME))
-    select = select.select(alias(no_id, "__no_id"), exp.Column(this=exp.Star(), table=exp.to_identifier("s")))
+    every_column = exp.Column(this=exp.Star(), table=exp.to_identifier("s"))
+    select = select.select(alias(no_id, "__no_id"), every_column)
     for name in sorted(joined["contact"]):
         select = select.select(alias(col(name, "c"), f"contact__{name}"))
     for name in sorted(joined["account"]):
@@ -116,7 +117,7 @@ def _join_identities(ctx: Context, select: exp.Select, source: str, column: str)
                        on=col("__alias", "ids").eq(raw_id(ctx, source, column)))
 
 
-def _time(ctx: Context, source: str) -> exp.Expression:
+def _time(ctx: Context, source: str) -> exp.Expr:
     spec = ctx.rulebook.sources[source]
     if spec.time is None:
         return exp.cast(exp.null(), "TIMESTAMP")

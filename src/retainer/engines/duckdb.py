@@ -80,7 +80,7 @@ class DuckDBEngine(Engine):
             insert = exp.insert(
                 exp.values([tuple(exp.Placeholder() for _ in names)]),
                 exp.Schema(this=table, expressions=[exp.to_identifier(c, quoted=True)
-                                                    for c in names]))
+                                                    for c in names]))  # type: ignore[arg-type]
             try:
                 self.connection.executemany(insert.sql(DIALECT),
                                             [[item.get(c) for c in names] for item in items])
@@ -118,7 +118,7 @@ class DuckDBEngine(Engine):
         return schemas
 
     def _relation(self, rulebook: Rulebook, name: str, source: Source
-                  ) -> tuple[exp.Expression, str]:
+                  ) -> tuple[exp.Expr, str]:
         if source.table is not None:
             database = rulebook.config.database
             if database is None:
@@ -151,12 +151,12 @@ class DuckDBEngine(Engine):
             raise DataError(str(exc), location=rulebook.origin("sources", name).at("from")
                             ) from None
         reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[fmt]
-        args: list[exp.Expression] = [exp.Literal.string(str(path))]
+        args: list[exp.Expr] = [exp.Literal.string(str(path))]
         if fmt == "csv":
             args.append(exp.PropertyEQ(this=exp.to_identifier("header"), expression=exp.true()))
         return exp.Table(this=exp.Anonymous(this=reader, expressions=args)), source.from_
 
-    def _create_view(self, view: str, relation: exp.Expression, rulebook: Rulebook,
+    def _create_view(self, view: str, relation: exp.Expr, rulebook: Rulebook,
                      name: str, where: str) -> None:
         create = exp.Create(this=exp.to_table(view), kind="VIEW", replace=True,
                             expression=exp.select(exp.Star()).from_(relation),
@@ -215,7 +215,7 @@ class DuckDBEngine(Engine):
         self._run(copy.sql(DIALECT), f"export to {path.name}")
 
     def query(self, sql: Any, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        text = sql.sql(DIALECT) if isinstance(sql, exp.Expression) else str(sql)
+        text = sql.sql(DIALECT) if isinstance(sql, exp.Expr) else str(sql)
         try:
             return self.connection.execute(text, list(parameters)).fetchall()
         except duckdb.Error as exc:

@@ -23,21 +23,21 @@ Type = Literal["number", "text", "boolean", "timestamp", "date", "null", "unknow
 
 # Node types an expression may contain. Anything else (Select, Subquery, Window, Drop,
 # Star, Placeholder, Dot access into functions …) is refused.
-_STRUCTURE: tuple[type[exp.Expression], ...] = (
+_STRUCTURE: tuple[type[exp.Expr], ...] = (
     exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.DataType,
     exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is,
     exp.In, exp.Between, exp.Like, exp.ILike, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod,
     exp.Neg, exp.Case, exp.If, exp.Cast, exp.TryCast, exp.Interval, exp.Var, exp.DPipe,
 )
-_NUMERIC_FUNCTIONS: tuple[type[exp.Expression], ...] = (
+_NUMERIC_FUNCTIONS: tuple[type[exp.Expr], ...] = (
     exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Pow, exp.Length, exp.Year,
     exp.Month,
 )
-_TEXT_FUNCTIONS: tuple[type[exp.Expression], ...] = (exp.Lower, exp.Upper, exp.Trim,
+_TEXT_FUNCTIONS: tuple[type[exp.Expr], ...] = (exp.Lower, exp.Upper, exp.Trim,
                                                      exp.Substring)
-_BOOLEAN_FUNCTIONS: tuple[type[exp.Expression], ...] = (exp.Contains, exp.StartsWith,
+_BOOLEAN_FUNCTIONS: tuple[type[exp.Expr], ...] = (exp.Contains, exp.StartsWith,
                                                         exp.RegexpLike)
-_PASSTHROUGH_FUNCTIONS: tuple[type[exp.Expression], ...] = (exp.Coalesce, exp.Nullif,
+_PASSTHROUGH_FUNCTIONS: tuple[type[exp.Expr], ...] = (exp.Coalesce, exp.Nullif,
                                                            exp.Least, exp.Greatest)
 ALLOWED = (*_STRUCTURE, *_NUMERIC_FUNCTIONS, *_TEXT_FUNCTIONS, *_BOOLEAN_FUNCTIONS,
            *_PASSTHROUGH_FUNCTIONS, exp.Date)
@@ -52,7 +52,7 @@ FUNCTION_NAMES = sorted(
     [*CUSTOM_FUNCTIONS, "abs", "round", "floor", "ceil", "sqrt", "ln", "pow", "length",
      "year", "month", "lower", "upper", "trim", "substring", "contains", "starts_with",
      "regexp_matches", "coalesce", "nullif", "least", "greatest", "date", "cast", "if"])
-_CAST_TYPES: dict[exp.DataType.Type, Type] = {
+_CAST_TYPES: dict[object, Type] = {
     **{t: "number" for t in (exp.DataType.Type.INT, exp.DataType.Type.BIGINT,
                              exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT,
                              exp.DataType.Type.DECIMAL, exp.DataType.Type.SMALLINT)},
@@ -77,7 +77,7 @@ class ExpressionError(Exception):
 class Binding:
     """What a name means in a scope: the SQL to put in its place, its type, and what it is."""
 
-    sql: exp.Expression
+    sql: exp.Expr
     type: Type
     ref: str  # e.g. "trait:logins_30d", "column:events.name", "as_of"
 
@@ -96,12 +96,12 @@ class Scope(Protocol):
 class Bound:
     """An expression ready for compilation."""
 
-    tree: exp.Expression   # names replaced by their compiled columns
+    tree: exp.Expr   # names replaced by their compiled columns
     type: Type
     refs: frozenset[str] = field(default_factory=frozenset)
 
 
-def parse(text: str) -> exp.Expression:
+def parse(text: str) -> exp.Expr:
     """Parse and allow-list one expression. Raises ExpressionError (never anything else)."""
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError("empty expression", 0, "write a condition such as 'logins_30d > 0'")
@@ -118,7 +118,7 @@ def parse(text: str) -> exp.Expression:
     return tree
 
 
-def clauses(tree: exp.Expression) -> tuple[Literal["all", "any"], list[exp.Expression]]:
+def clauses(tree: exp.Expr) -> tuple[Literal["all", "any"], list[exp.Expr]]:
     """Split a condition into its top-level clauses, for explanations.
 
     `a and b and c` → ("all", [a, b, c]); `a or b` → ("any", [a, b]); otherwise one clause.
@@ -131,8 +131,8 @@ def clauses(tree: exp.Expression) -> tuple[Literal["all", "any"], list[exp.Expre
     return "all", [node]
 
 
-def bind(tree: exp.Expression, scope: Scope, text: str,
-         as_of: Callable[[], exp.Expression]) -> Bound:
+def bind(tree: exp.Expr, scope: Scope, text: str,
+         as_of: Callable[[], exp.Expr]) -> Bound:
     """Resolve names, rewrite our functions, and type-check. Raises ExpressionError."""
     refs: set[str] = set()
     checker = _Checker(scope, text, refs)
@@ -146,7 +146,7 @@ def bind(tree: exp.Expression, scope: Scope, text: str,
 def as_condition(bound: Bound, text: str) -> Bound:
     """A condition must be boolean; `features_90d` alone is a number, not a condition."""
     if bound.type not in ("boolean", "null", "unknown"):
-        raise ExpressionError(f"this is a {bound.type}, not a condition", 0,
+        raise ExpressionError(f"'{text.strip()}' is a {bound.type}, not a condition", 0,
                               "compare it with something, e.g. "
                               f"'{text.strip()} > 0'")
     return bound
@@ -176,7 +176,7 @@ def _offset_of(text: str, line: int, col: int) -> int:
     return max(min(before + col - 1, len(text)), 0)
 
 
-def _check_allowed(tree: exp.Expression, text: str) -> None:
+def _check_allowed(tree: exp.Expr, text: str) -> None:
     for node in tree.walk():
         if isinstance(node, exp.Anonymous):
             name = str(node.this).lower()
@@ -204,7 +204,7 @@ def _check_allowed(tree: exp.Expression, text: str) -> None:
             raise ExpressionError(_refusal(node), _find(text, node.sql().split(" ")[0]))
 
 
-def _refusal(node: exp.Expression) -> str:
+def _refusal(node: exp.Expr) -> str:
     if isinstance(node, (exp.Select, exp.Subquery, exp.Query)):
         return "subqueries are not allowed in rulebook expressions"
     if isinstance(node, exp.Window):
@@ -239,7 +239,7 @@ class _Checker:
         self.refs = refs
         self.bindings: dict[int, Binding] = {}
 
-    def type_of(self, node: exp.Expression) -> Type:  # noqa: C901 - one case per node kind
+    def type_of(self, node: exp.Expr) -> Type:
         if isinstance(node, exp.Column):
             return self._column(node)
         if isinstance(node, exp.Paren):
@@ -316,7 +316,7 @@ class _Checker:
         self._children(node)
         return "unknown"
 
-    def _children(self, node: exp.Expression) -> None:
+    def _children(self, node: exp.Expr) -> None:
         for child in node.iter_expressions():
             if not isinstance(child, (exp.DataType, exp.Var, exp.Identifier)):
                 self.type_of(child)
@@ -354,21 +354,21 @@ class _Checker:
                                           f"{arg_type}", _find(self.text, arg.sql()))
         return "number"
 
-    def _expect_condition(self, node: exp.Expression) -> None:
+    def _expect_condition(self, node: exp.Expr) -> None:
         kind = self.type_of(node)
         if kind not in ("boolean", "null", "unknown"):
             raise ExpressionError(f"'{node.sql()}' is a {kind}, not a condition",
                                   _find(self.text, node.sql()),
                                   f"compare it, e.g. '{node.sql()} > 0'")
 
-    def _expect(self, node: exp.Expression, kinds: tuple[Type, ...], why: str) -> None:
+    def _expect(self, node: exp.Expr, kinds: tuple[Type, ...], why: str) -> None:
         kind = self.type_of(node)
         if kind not in (*kinds, "null", "unknown"):
             raise ExpressionError(f"{why}, but '{node.sql()}' is a {kind}",
                                   _find(self.text, node.sql()))
 
-    def _comparable(self, node: exp.Expression, left: exp.Expression,
-                    right: exp.Expression) -> None:
+    def _comparable(self, node: exp.Expr, left: exp.Expr,
+                    right: exp.Expr) -> None:
         a, b = self.type_of(left), self.type_of(right)
         if _compatible(a, b, left, right):
             return
@@ -376,7 +376,7 @@ class _Checker:
             f"'{node.sql()}' compares a {a} with a {b}", _find(self.text, left.sql()),
             _type_hint(a, b))
 
-    def _arithmetic(self, node: exp.Expression) -> Type:
+    def _arithmetic(self, node: exp.Expr) -> Type:
         a, b = self.type_of(node.this), self.type_of(node.expression)
         if {a, b} <= {"number", "null", "unknown"}:
             return "number"
@@ -388,7 +388,7 @@ class _Checker:
                               _find(self.text, node.sql()),
                               "use days_between(a, b) for dates; arithmetic needs numbers")
 
-    def _common(self, nodes: list[exp.Expression | None]) -> Type:
+    def _common(self, nodes: list[exp.Expr | None]) -> Type:
         kinds = [self.type_of(n) for n in nodes if n is not None]
         known = [k for k in kinds if k not in ("null", "unknown")]
         for kind in known[1:]:
@@ -398,7 +398,7 @@ class _Checker:
         return known[0] if known else ("unknown" if "unknown" in kinds else "null")
 
 
-def _compatible(a: Type, b: Type, left: exp.Expression, right: exp.Expression) -> bool:
+def _compatible(a: Type, b: Type, left: exp.Expr, right: exp.Expr) -> bool:
     if a == b or "null" in (a, b) or "unknown" in (a, b):
         return True
     if {a, b} == {"timestamp", "date"}:
@@ -424,15 +424,15 @@ def _available(scope: Scope, qualifier: str) -> str:
     return f"available: {shown}"
 
 
-def _replace_names(node: exp.Expression, checker: _Checker) -> exp.Expression:
+def _replace_names(node: exp.Expr, checker: _Checker) -> exp.Expr:
     binding = checker.bindings.get(id(node))
     if binding is not None:
         return binding.sql.copy()
     return node
 
 
-def _rewrite_functions(node: exp.Expression,
-                       as_of: Callable[[], exp.Expression]) -> exp.Expression:
+def _rewrite_functions(node: exp.Expr,
+                       as_of: Callable[[], exp.Expr]) -> exp.Expr:
     if not isinstance(node, exp.Anonymous):
         return node
     name = str(node.this).lower()
@@ -451,7 +451,7 @@ def _rewrite_functions(node: exp.Expression,
     return node
 
 
-def days_between(start: exp.Expression, end: exp.Expression) -> exp.Expression:
+def days_between(start: exp.Expr, end: exp.Expr) -> exp.Expr:
     """Calendar days from `start` to `end` (dates, so every engine agrees)."""
     return exp.DateDiff(this=exp.cast(end, "DATE"), expression=exp.cast(start, "DATE"),
                         unit=exp.var("DAY"))
