@@ -93,10 +93,11 @@ class Project:
         finally:
             engine.close()
 
-    def plan(self, as_of: datetime | None = None, catalog: Catalog | None = None) -> Plan:
-        """Validate the rulebook against the sources and compile it."""
+    def plan(self, as_of: datetime | None = None, catalog: Catalog | None = None,
+             dialect: str = "duckdb") -> Plan:
+        """Validate the rulebook against the sources and compile it for `dialect`."""
         return compile_plan(self.rulebook, catalog or self.catalog(), as_of or utc_now(),
-                            utc_now())
+                            utc_now(), dialect)
 
     def run(self, as_of: datetime | None = None, progress: Progress | None = None) -> RunReport:
         """Compute everything and publish it; on any failure the previous output stays."""

@@ -140,7 +140,7 @@ def compile_(project: ProjectOption = Path("."), as_of: AsOfOption = None,
     if dialect not in dialects:
         from retainer.errors import RetainerError
         raise RetainerError(f"unknown dialect '{dialect}'", hint="one of " + ", ".join(dialects))
-    sql = Project(project).plan(parse_as_of(as_of)).sql(dialect)
+    sql = Project(project).plan(parse_as_of(as_of), dialect=dialect).sql(dialect)
     if output:
         output.write_text(sql, encoding="utf-8")
         console.print(f"wrote {output}")

@@ -94,9 +94,12 @@ def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrai
         assert value_sql is not None
         not_null = value_sql.copy().is_(exp.null()).not_()
         predicate = exp.and_(predicate, not_null) if predicate else not_null
-    aggregate = _aggregate(func, value_sql)
+    strategy = ctx.capabilities.value_at_time
+    aggregate = _aggregate(func, value_sql, strategy)
     if predicate is not None:
         aggregate = exp.Filter(this=aggregate, expression=exp.Where(this=predicate))
+    if func in ("latest", "first") and strategy == "array_agg":
+        aggregate = exp.Bracket(this=exp.paren(aggregate), expressions=[exp.Literal.number(0)])
     if func == "exists":
         aggregate = exp.GT(this=aggregate, expression=exp.Literal.number(0))
     work.selects.append(alias(aggregate, name))
@@ -191,7 +194,7 @@ def _window(ctx: Context, work: Pass, trait: AggregateTrait) -> exp.Expr | None:
     return exp.and_(lower, upper)
 
 
-def _aggregate(func: str, value: exp.Expr | None) -> exp.Expr:
+def _aggregate(func: str, value: exp.Expr | None, strategy: str) -> exp.Expr:
     if func in ("count", "exists"):
         return exp.Count(this=exp.Star())
     assert value is not None
@@ -200,6 +203,11 @@ def _aggregate(func: str, value: exp.Expr | None) -> exp.Expr:
     if func in ("latest", "first"):
         # Ties at the same time are broken by the value itself, so every engine agrees:
         # latest takes the largest value, first the smallest.
+        if strategy == "array_agg":
+            descending = func == "latest"
+            keys = [exp.Ordered(this=e, desc=descending, nulls_first=False)
+                    for e in (col(TIME), value.copy())]
+            return exp.ArrayAgg(this=exp.Order(this=value, expressions=keys))
         order = exp.Tuple(expressions=[col(TIME), value.copy()])
         cls = exp.ArgMax if func == "latest" else exp.ArgMin
         return cls(this=value, expression=order)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from sqlglot import exp
 
+from retainer.compile.capabilities import DIALECTS, Capabilities
 from retainer.compile.catalog import Catalog
 from retainer.compile.sql import col, timestamp
 from retainer.errors import Location, Problem
@@ -42,6 +43,7 @@ class Context:
     catalog: Catalog
     as_of: datetime
     clock: datetime
+    capabilities: Capabilities = DIALECTS["duckdb"]
     problems: list[Problem] = field(default_factory=list)
     nodes: dict[str, Node] = field(default_factory=dict)
     binders: dict[str, Callable[[], Node]] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sqlglot import exp
 
 from retainer.compile import aggregates, elements, entity, quality, staging
+from retainer.compile.capabilities import DIALECTS
 from retainer.compile.catalog import Catalog
 from retainer.compile.context import RESERVED, Context, Node
 from retainer.compile.sql import ACCOUNT, CONTACT, alias, col, literal
@@ -63,9 +64,13 @@ class Plan:
 
 
 def compile_plan(rulebook: Rulebook, catalog: Catalog, as_of: datetime,
-                 clock: datetime | None = None) -> Plan:
-    """Validate against the catalog and compile. Raises ValidationError with every problem."""
-    ctx = Context(rulebook, catalog, as_of, clock or as_of)
+                 clock: datetime | None = None, dialect: str = "duckdb") -> Plan:
+    """Validate against the catalog and compile. Raises ValidationError with every problem.
+
+    `dialect` selects the capabilities the trees are shaped for; rendering to that dialect
+    happens only when the plan is printed or executed.
+    """
+    ctx = Context(rulebook, catalog, as_of, clock or as_of, DIALECTS[dialect])
     _check_sources(ctx)
     if ctx.problems:
         raise ValidationError(ctx.problems)

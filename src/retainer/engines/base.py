@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from retainer.compile.capabilities import Capabilities
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan, Step
 from retainer.rulebook.loader import Rulebook
 
 Progress = Callable[[Step, int, int], None]
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    dialect: str
-    filter_clause: bool = True        # COUNT(*) FILTER (WHERE …)
-    arg_max: bool = True              # ARG_MAX(value, ordering)
-    transactional_ddl: bool = True    # outputs publish atomically in one transaction
 
 
 class Engine(ABC):

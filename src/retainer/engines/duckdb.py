@@ -16,10 +16,11 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from retainer.compile.capabilities import DIALECTS
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan
 from retainer.compile.staging import src
-from retainer.engines.base import Capabilities, Engine, Progress
+from retainer.engines.base import Engine, Progress
 from retainer.errors import DataError, EngineError, Location, RetainerError
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.models import Source
@@ -30,7 +31,7 @@ _PY_TYPES = ((bool, "BOOLEAN"), (int, "BIGINT"), (float, "DOUBLE"), (datetime, "
 
 
 class DuckDBEngine(Engine):
-    capabilities = Capabilities(dialect=DIALECT)
+    capabilities = DIALECTS[DIALECT]
 
     def __init__(self, database: Path | None = None, *, read_only: bool = False) -> None:
         target = ":memory:"

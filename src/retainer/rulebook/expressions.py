@@ -442,7 +442,8 @@ def _rewrite_functions(node: exp.Expr,
     if name == "days_between":
         return days_between(args[0], args[1])
     if name == "ratio":
-        numerator, denominator = args
+        # Parenthesised so `ratio(a, b / 7)` stays a / (b / 7) when rendered.
+        numerator, denominator = exp.paren(args[0]), exp.paren(args[1])
         return exp.Case(ifs=[exp.If(this=exp.or_(denominator.copy().is_(exp.null()),
                                                  denominator.copy().eq(0)),
                                     true=exp.null())],

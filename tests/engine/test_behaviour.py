@@ -1,0 +1,232 @@
+"""The behaviour suite: what a rulebook means, case by case, on a real engine.
+
+Each case is a rulebook, literal source rows, an as_of and the expected results. The same
+cases are meant to run on every engine; DuckDB's answers are the reference.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.engine.harness import evaluate
+
+AS_OF = datetime(2026, 3, 1)
+ACCOUNTS = [{"account_id": "a1", "created_at": datetime(2025, 1, 1)},
+            {"account_id": "a2", "created_at": datetime(2026, 2, 20)}]
+
+
+def login(account: str, ts: object, user: str = "u1", **extra: object) -> dict[str, object]:
+    return {"account_id": account, "user_id": user, "ts": ts, "name": "login", **extra}
+
+
+def test_window_edges_are_half_open_and_nothing_after_as_of_counts(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          last_30d:  {count: events, window: 30d}
+          prior_30d: {count: events, window: [60d, 30d]}
+          ever:      {count: events}
+          last_24h:  {count: events, window: 24h}
+        """, {"accounts": ACCOUNTS, "events": [
+            login("a1", datetime(2026, 1, 30, 0, 0, 0)),   # exactly as_of − 30d: prior window
+            login("a1", datetime(2026, 1, 30, 0, 0, 1)),   # one second later: last 30 days
+            login("a1", datetime(2025, 12, 31, 0, 0, 0)),  # exactly as_of − 60d: neither
+            login("a1", datetime(2026, 2, 28, 0, 0, 0)),   # exactly as_of − 24h: not last 24h
+            login("a1", datetime(2026, 3, 1, 0, 0, 0)),    # exactly as_of: counts
+            login("a1", datetime(2026, 3, 1, 0, 0, 1)),    # after as_of: never counts
+        ]}, AS_OF)
+    assert (rows["a1"]["last_30d"], rows["a1"]["prior_30d"], rows["a1"]["ever"],
+            rows["a1"]["last_24h"]) == (3, 1, 5, 1)
+
+
+def test_empty_windows_and_nulls(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          n:        {count: events}
+          total:    {sum: seats, from: events}
+          average:  {avg: seats, from: events}
+          biggest:  {max: seats, from: events}
+          any_row:  {exists: events}
+          features: {count_distinct: feature, from: events}
+          seats_or_one: {max: seats, from: events, default: 1}
+        """, {"accounts": ACCOUNTS, "events": [
+            login("a1", datetime(2026, 2, 1), seats=3, feature="api"),
+            login("a1", datetime(2026, 2, 2), seats=None, feature=None),
+            login("a1", datetime(2026, 2, 3), seats=5, feature="api"),
+        ]}, AS_OF)
+    a1, a2 = rows["a1"], rows["a2"]
+    assert (a1["n"], a1["total"], a1["average"], a1["biggest"], a1["any_row"],
+            a1["features"], a1["seats_or_one"]) == (3, 8, 4.0, 5, True, 1, 5)
+    # No rows at all: counts and sums are 0, exists is false, the rest are missing.
+    assert (a2["n"], a2["total"], a2["average"], a2["biggest"], a2["any_row"],
+            a2["features"], a2["seats_or_one"]) == (0, 0, None, None, False, 0, 1)
+
+
+def test_latest_and_first_break_ties_by_value_and_skip_nulls(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          latest_score: {latest: score, from: surveys}
+          first_score:  {first: score, from: surveys}
+        """, {"accounts": ACCOUNTS,
+              "contacts": [{"contact_id": "c1", "account_id": "a1", "role": "manager"}],
+              "surveys": [
+                  {"contact_id": "c1", "answered_at": datetime(2026, 1, 1), "score": 4},
+                  {"contact_id": "c1", "answered_at": datetime(2026, 1, 1), "score": 9},
+                  {"contact_id": "c1", "answered_at": datetime(2026, 2, 1), "score": 6},
+                  {"contact_id": "c1", "answered_at": datetime(2026, 2, 1), "score": 2},
+                  {"contact_id": "c1", "answered_at": datetime(2026, 2, 2), "score": None},
+              ]}, AS_OF)
+    assert (rows["a1"]["latest_score"], rows["a1"]["first_score"]) == (6, 4)
+
+
+def test_times_are_utc_and_offsets_are_honoured(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          by_as_of: {count: events}
+        """, {"accounts": ACCOUNTS, "events": [
+            login("a1", "2026-02-28 23:30:00"),         # naive: read as UTC, counts
+            login("a1", "2026-02-28T23:30:00-02:00"),   # 2026-03-01 01:30 UTC: after as_of
+            login("a1", "2026-03-01T01:30:00+02:00"),   # 2026-02-28 23:30 UTC: counts
+            login("a1", "yesterday"),                   # unparseable: rejected, not counted
+        ]}, AS_OF)
+    assert rows["a1"]["by_as_of"] == 2
+
+
+def test_identity_aliases_and_contact_rollups(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          logins_30d: {count: events, window: 30d}
+          contact_logins_30d: {count: events, window: 30d, entity: contact}
+          active_people: {count: contacts, where: "contact_logins_30d > 0"}
+          active_execs:  {count: contacts, where: "role = 'executive' and contact_logins_30d > 0"}
+        """, {"accounts": ACCOUNTS,
+              "contacts": [{"contact_id": "c1", "account_id": "a1", "role": "practitioner"},
+                           {"contact_id": "c2", "account_id": "legacy-1", "role": "executive"},
+                           {"contact_id": "c3", "account_id": "a1", "role": "executive"}],
+              "identities": [{"source_id": "legacy-1", "account_id": "a1"}],
+              "events": [login("legacy-1", datetime(2026, 2, 20), user="c1"),
+                         login("a1", datetime(2026, 2, 21), user="c2"),
+                         login("a1", datetime(2025, 2, 21), user="c3")]}, AS_OF)
+    assert (rows["a1"]["logins_30d"], rows["a1"]["active_people"],
+            rows["a1"]["active_execs"]) == (2, 2, 1)
+
+
+def test_dimensions_are_exclusive_first_match_wins_and_null_never_matches(
+        tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          logins: {count: events}
+          score:  {latest: score, from: surveys}
+        segments:
+          activity:
+            - heavy: "logins >= 2"
+            - some:  "logins >= 1"
+            - none:  else
+          sentiment:              # no else: an account that matches nothing has no segment
+            - happy: "score >= 9"
+            - unhappy: "score < 7"
+        """, {"accounts": ACCOUNTS,
+              "contacts": [{"contact_id": "c1", "account_id": "a1", "role": "manager"}],
+              "surveys": [{"contact_id": "c1", "answered_at": datetime(2026, 1, 1), "score": 10}],
+              "events": [login("a1", datetime(2026, 2, 1)), login("a1", datetime(2026, 2, 2))]},
+        AS_OF)
+    assert (rows["a1"]["activity"], rows["a1"]["sentiment"]) == ("heavy", "happy")
+    assert (rows["a2"]["activity"], rows["a2"]["sentiment"]) == ("none", None)
+
+
+@pytest.mark.parametrize(("missing", "expected"), [("redistribute", 50.0), ("50", 50.0),
+                                                   ("0", 25.0)])
+def test_health_with_a_missing_component(tmp_path: Path, missing: str,
+                                         expected: float) -> None:
+    rows = evaluate(tmp_path, f"""
+        traits:
+          logins: {{count: events}}
+          score:  {{latest: score, from: surveys}}
+        health:
+          components:
+            usage:     {{trait: logins, weight: 1, scale: {{0: 0, 4: 100}}}}
+            sentiment: {{trait: score, weight: 1, scale: {{0: 0, 10: 100}}, missing: {missing}}}
+          bands: {{red: 0, green: 50}}
+        """, {"accounts": ACCOUNTS,
+              "contacts": [{"contact_id": "c9", "account_id": "a9", "role": "manager"}],
+              "surveys": [{"contact_id": "c9", "answered_at": datetime(2026, 1, 1), "score": 1}],
+              "events": [login("a1", datetime(2026, 2, d)) for d in (1, 2)]}, AS_OF)
+    a1 = rows["a1"]
+    assert a1["health__usage"] == 50.0
+    assert a1["health"] == expected
+    assert a1["health_band"] == ("green" if expected >= 50 else "red")
+
+
+def test_health_scale_interpolates_and_is_flat_beyond_the_ends(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          logins: {count: events}
+        health:
+          components:
+            usage: {trait: logins, weight: 1, scale: {1: 20, 3: 60, 5: 100}}
+          bands: {red: 0, yellow: 40, green: 70}
+        """, {"accounts": [{"account_id": f"a{n}", "created_at": datetime(2025, 1, 1)}
+                           for n in range(7)],
+              "events": [login(f"a{n}", datetime(2026, 2, 1, k)) for n in range(7)
+                         for k in range(n)]}, AS_OF)
+    scores = [rows[f"a{n}"]["health"] for n in range(7)]
+    assert scores == [20.0, 20.0, 40.0, 60.0, 80.0, 100.0, 100.0]
+    assert [rows[f"a{n}"]["health_band"] for n in (0, 2, 4)] == ["red", "yellow", "green"]
+
+
+def test_where_can_read_contact_and_account_columns(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          exec_logins: {count: events, where: "contact.role = 'executive'"}
+          early_logins: {count: events, where: "ts < account.created_at + interval 300 day"}
+        """, {"accounts": ACCOUNTS,
+              "contacts": [{"contact_id": "c1", "account_id": "a1", "role": "executive"},
+                           {"contact_id": "c2", "account_id": "a1", "role": "manager"}],
+              "events": [login("a1", datetime(2026, 2, 1), user="c1"),
+                         login("a1", datetime(2026, 2, 10), user="c2"),
+                         login("a1", datetime(2025, 6, 1), user="c1")]}, AS_OF)
+    assert (rows["a1"]["exec_logins"], rows["a1"]["early_logins"]) == (2, 1)
+
+
+def test_contact_segments_and_tags(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          contact_logins: {count: events, entity: contact}
+        segments:
+          persona:
+            entity: contact
+            rules:
+              - active: "contact_logins > 1"
+              - idle: else
+        tags:
+          exec_user: {entity: contact, when: "role = 'executive' and contact_logins > 0"}
+        """, {"accounts": ACCOUNTS,
+              "contacts": [{"contact_id": "c1", "account_id": "a1", "role": "executive"},
+                           {"contact_id": "c2", "account_id": "a2", "role": "manager"},
+                           {"contact_id": "c3", "account_id": "nope", "role": "manager"}],
+              "events": [login("a1", datetime(2026, 2, 1), user="c1"),
+                         login("a1", datetime(2026, 2, 2), user="c1")]},
+        AS_OF, level="contact")
+    assert set(rows) == {"c1", "c2"}  # c3 belongs to no known account
+    assert (rows["c1"]["persona"], rows["c1"]["exec_user"]) == ("active", True)
+    assert (rows["c2"]["persona"], rows["c2"]["exec_user"]) == ("idle", False)
+
+
+def test_derived_traits_and_functions(tmp_path: Path) -> None:
+    rows = evaluate(tmp_path, """
+        traits:
+          logins: {count: events}
+          last_seen: {max: ts, from: events}
+          tenure_days: "days_between(account.created_at, as_of)"
+          quiet_days: "coalesce(days_since(last_seen), tenure_days)"
+          per_week: "round(ratio(logins, tenure_days / 7.0), 3)"
+          label: "case when logins > 1 then 'busy' else 'calm' end"
+        """, {"accounts": ACCOUNTS, "events": [login("a1", datetime(2026, 2, 26, 23, 59)),
+                                               login("a1", datetime(2026, 2, 1))]}, AS_OF)
+    a1, a2 = rows["a1"], rows["a2"]
+    assert (a1["tenure_days"], a1["quiet_days"], a1["label"]) == (424, 3, "busy")
+    assert a1["per_week"] == pytest.approx(round(2 / (424 / 7), 3))
+    assert (a2["tenure_days"], a2["quiet_days"], a2["per_week"], a2["label"]) == (
+        9, 9, 0.0, "calm")
