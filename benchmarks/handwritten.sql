@@ -190,6 +190,7 @@ scored AS (
             ELSE 0
         END::DOUBLE AS health__support,
         CASE
+            WHEN nps IS NULL THEN NULL  -- no answer: the component is missing
             WHEN nps <= 0 THEN 0
             WHEN nps <= 6 THEN 0 + (nps - 0) * (30 / 6)
             WHEN nps <= 8 THEN 30 + (nps - 6) * (40 / 2)

@@ -169,7 +169,7 @@ text_leaves = st.one_of(st.sampled_from(["t", "r.t"]),
                         st.text(alphabet="abAB xy'%_", max_size=4).map(quote))
 timestamp_leaves = st.one_of(
     st.just("ts"),
-    timestamp_values.map(lambda d: f"cast('{d:%Y-%m-%d %H:%M:%S}' as timestamp)"),
+    timestamp_values.map(lambda d: f"date '{d:%Y-%m-%d}'"),
     st.builds(lambda n, unit, op: f"ts {op} interval {n} {unit}",
               st.integers(0, 400), st.sampled_from(["day", "hour"]), st.sampled_from("+-")),
 )
@@ -292,7 +292,10 @@ def _renders_as_one_select(tree: exp.Expression) -> None:
     except duckdb.Error:
         return  # DuckDB cannot parse it at all: an error at run time, never a second statement
     assert [s.type for s in statements] == [duckdb.StatementType.SELECT], sql
-    reparsed = sqlglot.parse_one(sql, read="duckdb")
+    try:
+        reparsed = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError:
+        return  # e.g. `@` is accepted as `ABS()`: broken, but a single SELECT (see below)
     assert len(list(reparsed.find_all(exp.Select))) == 1, sql
 
 
@@ -482,11 +485,6 @@ def _python_ratio(x: Any, y: Any) -> float | None:
 
 
 simple_numbers = st.one_of(st.sampled_from(["a", "b"]), st.integers(-5, 5).map(str))
-parenthesized_numbers = st.one_of(
-    simple_numbers,
-    st.builds(lambda x, op, y: f"({x} {op} {y})", simple_numbers, st.sampled_from("+-*"),
-              simple_numbers),
-)
 
 
 def _check_ratio(numerator: str, denominator: str, row: Row) -> None:
@@ -501,38 +499,34 @@ def _check_ratio(numerator: str, denominator: str, row: Row) -> None:
     assert got.error is None, (text, bound.tree.sql("duckdb"), got)
     if expected is None:
         assert got.value is None, (text, row, got)
+    elif math.isnan(expected):  # e.g. ratio(b, b / b) with b = 0: 0 / NaN
+        assert got.value == "NaN", (text, row, got)
     else:
         assert got.value is not None and math.isclose(got.value, expected, rel_tol=1e-12), (
             text, bound.tree.sql("duckdb"), row, got, expected)
 
 
+compound_numbers = st.builds(lambda x, op, y: f"{x} {op} {y}", simple_numbers,
+                             st.sampled_from(["+", "-", "*", "/"]), simple_numbers)
+ratio_args = st.one_of(simple_numbers, compound_numbers, compound_numbers.map(lambda x: f"({x})"))
+
+
 @MEDIUM
-@given(parenthesized_numbers, parenthesized_numbers, rows)
+@given(ratio_args, ratio_args, rows)
 @example("a", "b", Row(10, 0.0, None, None, None))
-@example("a", "(b - 2)", Row(10, 2.0, None, None, None))
+@example("a", "b - 2", Row(10, 5.0, None, None, None))
+@example("a", "b - 2", Row(10, 0.0, None, None, None))
+@example("a + 1", "b / 2", Row(10, 4.0, None, None, None))
 def test_ratio_is_division_or_null(numerator: str, denominator: str, row: Row) -> None:
     """`ratio(x, y)` is x / y as a decimal, and NULL (never an error, never inf) when y is 0 or
-    NULL. Arguments here are single names/numbers or parenthesized sums."""
-    _check_ratio(numerator, denominator, row)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "src bug: ratio(x, y) renders CAST(x AS DOUBLE) / y without parentheses around y, so "
-    "ratio(a, b - 2) computes a / b - 2 (and divides by zero when b = 0)"))
-@FAST
-@given(simple_numbers, st.builds(lambda x, op, y: f"{x} {op} {y}", simple_numbers,
-                                 st.sampled_from("+-*"), simple_numbers), rows)
-@example("a", "b - 2", Row(10, 5.0, None, None, None))
-def test_ratio_with_unparenthesized_compound_denominator(numerator: str, denominator: str,
-                                                         row: Row) -> None:
-    """`ratio(a, b - 2)` must mean a / (b - 2), exactly like `ratio(a, (b - 2))`."""
+    NULL; compound arguments keep their meaning (`ratio(a, b - 2)` is a / (b - 2), not
+    a / b - 2 — HEAD 2daaa73 rendered the latter)."""
     _check_ratio(numerator, denominator, row)
 
 
 timestamp_args = st.one_of(
     st.just(("ts", None)),  # filled from the row
     timestamp_values.map(lambda d: (f"'{d:%Y-%m-%d %H:%M:%S}'", d)),
-    timestamp_values.map(lambda d: (f"cast('{d:%Y-%m-%d %H:%M:%S}' as timestamp)", d)),
     timestamp_values.map(lambda d: (f"date '{d:%Y-%m-%d}'", datetime(d.year, d.month, d.day))),
 )
 
@@ -732,6 +726,28 @@ def test_names_in_like_patterns_are_bound() -> None:
 def test_simple_case_is_accepted() -> None:
     """`case a when 1 then 10 else 0 end` is allowed syntax with a number result."""
     assert bind_text("case a when 1 then 10 else 0 end").type == "number"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "src bug: sqlglot reads TIMESTAMP/DATETIME as TIMESTAMPNTZ and DECIMAL/NUMERIC with "
+    "default parameters, neither of which the cast allow-list accepts"))
+@pytest.mark.parametrize("text", ["cast(ts as timestamp) <= ts", "ts::timestamp <= ts",
+                                  "timestamp '2024-01-01' < ts", "cast(a as decimal) > 0",
+                                  "cast(a as numeric) > 0"])
+def test_casts_promised_by_the_hint_are_accepted(text: str) -> None:
+    """The refusal hint says "cast to int, bigint, double, decimal, varchar, boolean, date or
+    timestamp", so casts to timestamp and decimal must bind."""
+    assert bind_text(text).type == "boolean"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "src bug: incomplete input that sqlglot turns into a malformed tree is accepted and only "
+    "fails in the engine: `@` becomes ABS() with no argument, `a in ()` an empty IN"))
+@pytest.mark.parametrize("text", ["@ > 1", "a > @", "a in ()"])
+def test_malformed_input_is_refused(text: str) -> None:
+    """Input that no engine can run is refused by `parse`, with a location."""
+    with pytest.raises(ExpressionError):
+        parse(text)
 
 
 def test_scope_fixture_resolves_every_generated_name() -> None:

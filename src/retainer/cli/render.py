@@ -104,9 +104,11 @@ def explanation(console: Console, item: Explanation) -> None:
                                   style="green" if rule.matched else ""))
                 continue
             verdict = "matched" if rule.matched else "did not match"
-            join = "all of" if rule.mode == "all" else "any of"
-            parts.append(Text(f"  {'→' if rule.matched else ' '} {rule.segment}: {verdict} "
-                              f"({join}):", style="green" if rule.matched else "dim"))
+            join = ""
+            if len(rule.clauses) > 1:
+                join = " (all of)" if rule.mode == "all" else " (any of)"
+            parts.append(Text(f"  {'→' if rule.matched else ' '} {rule.segment}: {verdict}"
+                              f"{join}:", style="green" if rule.matched else "dim"))
             parts.extend(Text("      ") + _clause(c) for c in rule.clauses)
         console.print(Group(*parts))
     if item.tags:

@@ -100,12 +100,14 @@ def _clauses(ctx: Context, node: Node, section: str, name: str, sub: tuple[str |
         return None
     spec: list[dict[str, Any]] = []
     flags: list[exp.Expr] = []
-    for index, (part, bound) in enumerate(zip(parts, bound_parts, strict=True)):
+    texts = expressions.clause_texts(text, mode, len(parts)) or [
+        part.sql(dialect="duckdb") for part in parts]
+    for index, (part_text, bound) in enumerate(zip(texts, bound_parts, strict=True)):
         flag = f"{flag_prefix}__{index}"
         node.columns.append(alias(bound.tree, flag))
         node.deps |= _deps(bound)
         flags.append(exp.paren(bound.tree.copy()))
-        spec.append({"text": part.sql(dialect="duckdb"), "flag": flag, "uses": _uses(bound)})
+        spec.append({"text": part_text, "flag": flag, "uses": _uses(bound)})
     condition = exp.and_(*flags) if mode == "all" else exp.or_(*flags)
     return mode, spec, condition
 

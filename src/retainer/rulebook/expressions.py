@@ -131,6 +131,36 @@ def clauses(tree: exp.Expr) -> tuple[Literal["all", "any"], list[exp.Expr]]:
     return "all", [node]
 
 
+def clause_texts(text: str, mode: str, count: int) -> list[str] | None:
+    """The user's own text of each top-level clause, for explanations.
+
+    Splits at top-level AND (mode "all") or OR (mode "any"), skipping those inside
+    parentheses, CASE … END and BETWEEN … AND. None when the split does not give `count`
+    pieces (the caller then prints the parsed clauses instead).
+    """
+    from sqlglot.dialects.duckdb import DuckDB
+    from sqlglot.tokens import TokenType
+
+    splitter = TokenType.AND if mode == "all" else TokenType.OR
+    depth, pending_between, start = 0, 0, 0
+    pieces: list[str] = []
+    for token in DuckDB().tokenize(text):
+        kind = token.token_type
+        if kind in (TokenType.L_PAREN, TokenType.CASE):
+            depth += 1
+        elif kind in (TokenType.R_PAREN, TokenType.END):
+            depth -= 1
+        elif kind == TokenType.BETWEEN and depth == 0:
+            pending_between += 1
+        elif kind == TokenType.AND and depth == 0 and pending_between:
+            pending_between -= 1
+        elif kind == splitter and depth == 0:
+            pieces.append(text[start:token.start].strip())
+            start = token.end + 1
+    pieces.append(text[start:].strip())
+    return pieces if len(pieces) == count and all(pieces) else None
+
+
 def bind(tree: exp.Expr, scope: Scope, text: str,
          as_of: Callable[[], exp.Expr]) -> Bound:
     """Resolve names, rewrite our functions, and type-check. Raises ExpressionError."""

@@ -1,0 +1,94 @@
+"""One timed run of one implementation, in its own process (bench_run.py starts it).
+
+    python benchmarks/worker.py {retainer,sql,pandas} PROJECT_DIR [--save DIR]
+
+Prints one JSON line: {"seconds": wall clock of the computation, "max_rss_mib": peak RSS of
+this process}. Imports happen before the clock starts; writing results for the comparison
+(--save) happens after it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+AS_OF = datetime(2026, 12, 1)
+IMPLEMENTATIONS = ("retainer", "sql", "pandas")
+
+
+def results_paths(save: Path, name: str) -> tuple[Path, Path]:
+    """Where an implementation's account and contact results go for the comparison."""
+    return save / f"{name}_accounts.parquet", save / f"{name}_contacts.parquet"
+
+
+def run_retainer(project: Path, save: Path | None) -> float:
+    import duckdb
+
+    from retainer.project import Project
+
+    shutil.rmtree(project / ".retainer", ignore_errors=True)  # every repeat starts alike
+    started = time.perf_counter()
+    ran = Project(project)
+    ran.run(AS_OF)
+    seconds = time.perf_counter() - started
+    if save is not None:
+        accounts, contacts = results_paths(save, "retainer")
+        with duckdb.connect(str(ran.output_database), read_only=True) as connection:
+            connection.execute(f"COPY account_results TO '{accounts}' (FORMAT PARQUET)")
+            connection.execute(f"COPY contact_results TO '{contacts}' (FORMAT PARQUET)")
+    return seconds
+
+
+def run_sql(project: Path, save: Path | None) -> float:
+    import hand_sql
+
+    started = time.perf_counter()
+    connection = hand_sql.run(project / "data", AS_OF)
+    seconds = time.perf_counter() - started
+    if save is not None:
+        hand_sql.save(connection, *results_paths(save, "sql"))
+    connection.close()
+    return seconds
+
+
+def run_pandas(project: Path, save: Path | None) -> float:
+    import pandas_impl
+
+    started = time.perf_counter()
+    accounts, contacts = pandas_impl.compute(project / "data", AS_OF)
+    seconds = time.perf_counter() - started
+    if save is not None:
+        accounts_path, contacts_path = results_paths(save, "pandas")
+        accounts.reset_index().to_parquet(accounts_path)
+        contacts.reset_index().to_parquet(contacts_path)
+    return seconds
+
+
+RUNNERS: dict[str, Callable[[Path, Path | None], float]] = {
+    "retainer": run_retainer, "sql": run_sql, "pandas": run_pandas,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("implementation", choices=IMPLEMENTATIONS)
+    parser.add_argument("project", type=Path)
+    parser.add_argument("--save", type=Path, help="write the results here as Parquet")
+    args = parser.parse_args(argv)
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)
+    seconds = RUNNERS[args.implementation](args.project.resolve(), args.save)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "max_rss_mib": peak_kib / 1024}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
