@@ -71,6 +71,20 @@ def run_pandas(project: Path, save: Path | None) -> float:
     return seconds
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set size.
+
+    VmHWM, not getrusage's ru_maxrss: on Linux the latter survives exec, so a child would
+    report its parent's peak at fork time whenever that is the larger.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 RUNNERS: dict[str, Callable[[Path, Path | None], float]] = {
     "retainer": run_retainer, "sql": run_sql, "pandas": run_pandas,
 }
@@ -85,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save is not None:
         args.save.mkdir(parents=True, exist_ok=True)
     seconds = RUNNERS[args.implementation](args.project.resolve(), args.save)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"seconds": seconds, "max_rss_mib": peak_kib / 1024}))
+    print(json.dumps({"seconds": seconds, "max_rss_mib": peak_rss_mib()}))
     return 0
 
 

@@ -19,7 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Customer segmentation for retention: a rulebook in git, run on your "
                        "own data.")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # messages carry paths: never wrap them
 F = TypeVar("F", bound=Callable[..., Any])
 
 ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="project directory",
@@ -42,8 +42,7 @@ def friendly(command: F) -> F:
                 _problem(problem)
             raise typer.Exit(2) from None
         except RetainerError as exc:
-            errors.print("[bold red]error:[/]", end=" ")
-            _problem(exc.problem)
+            _problem(exc.problem, "[bold red]error:[/] ")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             errors.print("interrupted; published results are unchanged")
@@ -51,11 +50,12 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _problem(problem: Any) -> None:
-    where = f"[cyan]{problem.location}[/]: " if problem.location else ""
-    errors.print(f"  {where}{problem.message}", markup=True, highlight=False)
+def _problem(problem: Any, prefix: str = "  ") -> None:
+    from rich.markup import escape
+    where = f"[cyan]{escape(str(problem.location))}[/]: " if problem.location else ""
+    errors.print(f"{prefix}{where}{escape(problem.message)}", highlight=False)
     if problem.hint:
-        errors.print(f"      [dim]hint:[/] {problem.hint}", highlight=False)
+        errors.print(f"      [dim]hint:[/] {escape(problem.hint)}", highlight=False)
 
 
 @app.command()

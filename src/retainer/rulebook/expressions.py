@@ -139,7 +139,7 @@ def clause_texts(text: str, mode: str, count: int) -> list[str] | None:
     pieces (the caller then prints the parsed clauses instead).
     """
     from sqlglot.dialects.duckdb import DuckDB
-    from sqlglot.tokens import TokenType
+    from sqlglot.tokenizer_core import TokenType
 
     splitter = TokenType.AND if mode == "all" else TokenType.OR
     depth, pending_between, start = 0, 0, 0
