@@ -37,8 +37,10 @@ def compute(data_dir: Path, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame
     contacts = _latest_per_id(_read_csv(data_dir / "contacts.csv"), "contact_id")
     contacts["account_id"] = _resolve(contacts["account_id"], identities)
 
+    # Ids and names repeat a lot: read them as categoricals (pyarrow dictionary columns).
     events = pd.read_parquet(data_dir / "events.parquet",
-                             columns=["account_id", "user_id", "ts", "name", "feature"])
+                             columns=["account_id", "user_id", "ts", "name", "feature"],
+                             read_dictionary=["account_id", "user_id", "name", "feature"])
     events = events[events["ts"] <= now]
     events["account_id"] = _resolve(events["account_id"], identities)
     events["role"] = events["user_id"].map(contacts.set_index("contact_id")["role"])
@@ -47,7 +49,7 @@ def compute(data_dir: Path, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame
     active_users = (
         contact_results[(contact_results["created_at"] <= now)
                         & (contact_results["contact_logins_30d"] > 0)]
-        .groupby("account_id").size().rename("active_users_30d")
+        .groupby("account_id", observed=True).size().rename("active_users_30d")
     )
     traits = accounts.set_index("account_id")[
         ["name", "tier", "owner", "seats_purchased", "created_at"]
@@ -75,7 +77,17 @@ def _identities(raw: pd.DataFrame) -> pd.Series:
 
 
 def _resolve(ids: pd.Series, identities: pd.Series) -> pd.Series:
-    return ids.map(identities).fillna(ids)
+    """Ids through the identity map; ids without an alias entry stay as they are.
+
+    Categorical ids are resolved once per category and stay categorical.
+    """
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        return ids.map(identities).fillna(ids)
+    distinct = ids.cat.categories.to_series()
+    resolved = pd.Categorical(distinct.map(identities).fillna(distinct))
+    codes = ids.cat.codes.to_numpy()
+    new_codes = np.where(codes >= 0, resolved.codes[codes], -1)
+    return pd.Series(pd.Categorical.from_codes(new_codes, resolved.categories), index=ids.index)
 
 
 def _latest_per_id(raw: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -105,7 +117,7 @@ def _event_traits(events: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
         "exec_active_90d": (events["role"] == "executive") & in_90d,
         "last_seen": ts,
     })
-    per_account = flags.groupby("account_id").agg(
+    per_account = flags.groupby("account_id", observed=True).agg(
         logins_30d=("logins_30d", "sum"),
         logins_prev_30d=("logins_prev_30d", "sum"),
         integrations=("integrations", "sum"),
@@ -114,18 +126,20 @@ def _event_traits(events: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
         last_seen=("last_seen", "max"),
     )
     active_days = (events.loc[in_30d, "ts"].dt.normalize()
-                   .groupby(events.loc[in_30d, "account_id"]).nunique())
+                   .groupby(events.loc[in_30d, "account_id"], observed=True).nunique())
     used = events[(name == "feature_used") & in_90d]
-    features = used.groupby("account_id")["feature"].nunique()
+    features = used.groupby("account_id", observed=True)["feature"].nunique()
     return per_account.assign(active_days_30d=active_days, features_90d=features)
 
 
 def _contact_results(contacts: pd.DataFrame, events: pd.DataFrame, accounts: pd.DataFrame,
                      now: pd.Timestamp) -> pd.DataFrame:
     recent = events[_window(events["ts"], now, 30)]
-    per_contact = recent.assign(login=recent["name"] == "login", day=recent["ts"].dt.normalize()
-                                ).groupby("user_id").agg(contact_logins_30d=("login", "sum"),
-                                                         contact_active_days_30d=("day", "nunique"))
+    per_contact = (
+        recent.assign(login=recent["name"] == "login", day=recent["ts"].dt.normalize())
+        .groupby("user_id", observed=True)
+        .agg(contact_logins_30d=("login", "sum"), contact_active_days_30d=("day", "nunique"))
+    )
     known = contacts[contacts["account_id"].isin(accounts["account_id"])]
     result = known.set_index("contact_id")[["account_id", "role", "created_at"]].join(per_contact)
     counts = ["contact_logins_30d", "contact_active_days_30d"]
@@ -144,7 +158,7 @@ def _ticket_traits(tickets: pd.DataFrame, identities: pd.Series,
         "tickets_30d": _window(opened, now, 30),
         "urgent_tickets_90d": tickets["priority"].isin(["high", "urgent"])
         & _window(opened, now, 90),
-    })[opened <= now].groupby("account_id").sum()
+    })[opened <= now].groupby("account_id", observed=True).sum()
 
 
 def _survey_traits(surveys: pd.DataFrame, contacts: pd.DataFrame,
@@ -153,9 +167,9 @@ def _survey_traits(surveys: pd.DataFrame, contacts: pd.DataFrame,
         contacts[["contact_id", "account_id"]], on="contact_id")
     nps = (answers[(answers["kind"] == "nps") & answers["score"].notna()]
            .sort_values(["answered_at", "score"])
-           .groupby("account_id")["score"].last())
+           .groupby("account_id", observed=True)["score"].last())
     csat = (answers[(answers["kind"] == "csat") & _window(answers["answered_at"], now, 90)]
-            .groupby("account_id")["score"].mean())
+            .groupby("account_id", observed=True)["score"].mean())
     return pd.DataFrame({"nps": nps, "csat_90d": csat})
 
 
@@ -164,8 +178,9 @@ def _subscription_traits(subscriptions: pd.DataFrame, identities: pd.Series,
     subs = subscriptions[subscriptions["started_at"] <= now].assign(
         account_id=lambda s: _resolve(s["account_id"], identities))
     mrr = (subs[subs["mrr"].notna()].sort_values(["started_at", "mrr"])
-           .groupby("account_id")["mrr"].last())
-    cancelled = subs[subs["cancelled_at"] <= now].groupby("account_id")["cancelled_at"].max()
+           .groupby("account_id", observed=True)["mrr"].last())
+    cancelled = (subs[subs["cancelled_at"] <= now]
+                 .groupby("account_id", observed=True)["cancelled_at"].max())
     return pd.DataFrame({"mrr": mrr, "cancelled_at": cancelled})
 
 

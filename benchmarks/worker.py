@@ -2,9 +2,9 @@
 
     python benchmarks/worker.py {retainer,sql,pandas} PROJECT_DIR [--save DIR]
 
-Prints one JSON line: {"seconds": wall clock of the computation, "max_rss_mib": peak RSS of
-this process}. Imports happen before the clock starts; writing results for the comparison
-(--save) happens after it stops.
+Prints one JSON line: {"seconds": wall clock of the computation, "cpu_seconds": CPU time of
+all its threads meanwhile, "max_rss_mib": peak RSS of this process}. Imports happen before
+the clocks start; writing results for the comparison (--save) happens after they stop.
 """
 
 from __future__ import annotations
@@ -28,47 +28,56 @@ def results_paths(save: Path, name: str) -> tuple[Path, Path]:
     return save / f"{name}_accounts.parquet", save / f"{name}_contacts.parquet"
 
 
-def run_retainer(project: Path, save: Path | None) -> float:
+class Clock:
+    """Wall-clock and CPU time (all threads of this process) of a `with` block."""
+
+    def __enter__(self) -> Clock:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu_seconds = time.process_time() - self._cpu
+
+
+def run_retainer(project: Path, save: Path | None) -> Clock:
     import duckdb
 
     from retainer.project import Project
 
     shutil.rmtree(project / ".retainer", ignore_errors=True)  # every repeat starts alike
-    started = time.perf_counter()
-    ran = Project(project)
-    ran.run(AS_OF)
-    seconds = time.perf_counter() - started
+    with Clock() as clock:
+        ran = Project(project)
+        ran.run(AS_OF)
     if save is not None:
         accounts, contacts = results_paths(save, "retainer")
         with duckdb.connect(str(ran.output_database), read_only=True) as connection:
             connection.execute(f"COPY account_results TO '{accounts}' (FORMAT PARQUET)")
             connection.execute(f"COPY contact_results TO '{contacts}' (FORMAT PARQUET)")
-    return seconds
+    return clock
 
 
-def run_sql(project: Path, save: Path | None) -> float:
+def run_sql(project: Path, save: Path | None) -> Clock:
     import hand_sql
 
-    started = time.perf_counter()
-    connection = hand_sql.run(project / "data", AS_OF)
-    seconds = time.perf_counter() - started
+    with Clock() as clock:
+        connection = hand_sql.run(project / "data", AS_OF)
     if save is not None:
         hand_sql.save(connection, *results_paths(save, "sql"))
     connection.close()
-    return seconds
+    return clock
 
 
-def run_pandas(project: Path, save: Path | None) -> float:
+def run_pandas(project: Path, save: Path | None) -> Clock:
     import pandas_impl
 
-    started = time.perf_counter()
-    accounts, contacts = pandas_impl.compute(project / "data", AS_OF)
-    seconds = time.perf_counter() - started
+    with Clock() as clock:
+        accounts, contacts = pandas_impl.compute(project / "data", AS_OF)
     if save is not None:
         accounts_path, contacts_path = results_paths(save, "pandas")
         accounts.reset_index().to_parquet(accounts_path)
         contacts.reset_index().to_parquet(contacts_path)
-    return seconds
+    return clock
 
 
 def peak_rss_mib() -> float:
@@ -85,7 +94,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-RUNNERS: dict[str, Callable[[Path, Path | None], float]] = {
+RUNNERS: dict[str, Callable[[Path, Path | None], Clock]] = {
     "retainer": run_retainer, "sql": run_sql, "pandas": run_pandas,
 }
 
@@ -98,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.save is not None:
         args.save.mkdir(parents=True, exist_ok=True)
-    seconds = RUNNERS[args.implementation](args.project.resolve(), args.save)
-    print(json.dumps({"seconds": seconds, "max_rss_mib": peak_rss_mib()}))
+    clock = RUNNERS[args.implementation](args.project.resolve(), args.save)
+    print(json.dumps({"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds,
+                      "max_rss_mib": peak_rss_mib()}))
     return 0
 
 

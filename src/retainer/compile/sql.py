@@ -32,8 +32,9 @@ def alias(expression: exp.Expr, name: str) -> exp.Expr:
 
 
 def timestamp(value: datetime) -> exp.Expr:
-    """A UTC timestamp literal that every dialect reads the same way."""
-    return exp.cast(exp.Literal.string(value.strftime("%Y-%m-%d %H:%M:%S")), "TIMESTAMP")
+    """A UTC timestamp literal that every dialect reads the same way (to the microsecond)."""
+    text = value.strftime("%Y-%m-%d %H:%M:%S" + (".%f" if value.microsecond else ""))
+    return exp.cast(exp.Literal.string(text), "TIMESTAMP")
 
 
 def varchar(expression: exp.Expr, source_type: Type) -> exp.Expr:

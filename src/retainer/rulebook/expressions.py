@@ -58,7 +58,8 @@ _CAST_TYPES: dict[object, Type] = {
                              exp.DataType.Type.DECIMAL, exp.DataType.Type.SMALLINT)},
     exp.DataType.Type.VARCHAR: "text", exp.DataType.Type.TEXT: "text",
     exp.DataType.Type.BOOLEAN: "boolean", exp.DataType.Type.DATE: "date",
-    exp.DataType.Type.TIMESTAMP: "timestamp",
+    exp.DataType.Type.TIMESTAMP: "timestamp", exp.DataType.Type.TIMESTAMPNTZ: "timestamp",
+    exp.DataType.Type.DATETIME: "timestamp",
 }
 _ORDERED = ("number", "timestamp", "date", "text")
 
@@ -168,6 +169,9 @@ def bind(tree: exp.Expr, scope: Scope, text: str,
     checker = _Checker(scope, text, refs)
     work = tree.copy()  # bindings are keyed by node identity, so check and replace one copy
     result_type = checker.type_of(work)
+    for column in work.find_all(exp.Column):
+        if id(column) not in checker.bindings:  # a name in a spot the checker has no rule for
+            checker.type_of(column)
     bound = work.transform(lambda node: _replace_names(node, checker), copy=False)
     bound = bound.transform(lambda node: _rewrite_functions(node, as_of), copy=False)
     return Bound(bound, result_type, frozenset(refs))
@@ -206,8 +210,24 @@ def _offset_of(text: str, line: int, col: int) -> int:
     return max(min(before + col - 1, len(text)), 0)
 
 
+def _walk(tree: exp.Expr) -> list[exp.Expr]:
+    """Every node, except inside type names (`decimal(18, 3)` carries its own literals)."""
+    nodes, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        if not isinstance(node, exp.DataType):
+            stack.extend(node.iter_expressions())
+    return nodes
+
+
 def _check_allowed(tree: exp.Expr, text: str) -> None:
-    for node in tree.walk():
+    for node in _walk(tree):
+        missing = node.error_messages()
+        if missing or (isinstance(node, exp.In) and not node.expressions):
+            raise ExpressionError("incomplete expression: " + (
+                f"'{node.key}' is missing a part" if missing else "IN needs a list of values"),
+                _find(text, node.key), "check the operators and parentheses around it")
         if isinstance(node, exp.Anonymous):
             name = str(node.this).lower()
             if name not in CUSTOM_FUNCTIONS:
@@ -292,6 +312,7 @@ class _Checker:
             return "boolean"
         if isinstance(node, exp.Is):
             self.type_of(node.this)
+            self.type_of(node.expression)
             return "boolean"
         if isinstance(node, exp.Between):
             for bound in (node.args["low"], node.args["high"]):
@@ -303,6 +324,7 @@ class _Checker:
             return "boolean"
         if isinstance(node, (exp.Like, exp.ILike)):
             self._expect(node.this, ("text",), "LIKE compares text")
+            self._expect(node.expression, ("text",), "a LIKE pattern is text")
             return "boolean"
         if isinstance(node, exp.Neg):
             self._expect(node.this, ("number",), "only numbers can be negated")
@@ -314,8 +336,12 @@ class _Checker:
                 self.type_of(side)
             return "text"
         if isinstance(node, exp.Case):
+            operand = node.this  # `case x when 1 then …` compares x with each value
             for branch in node.args.get("ifs") or []:
-                self._expect_condition(branch.this)
+                if operand is not None:
+                    self._comparable(branch, operand, branch.this)
+                else:
+                    self._expect_condition(branch.this)
             return self._common([*(b.args["true"] for b in node.args.get("ifs") or []),
                                  node.args.get("default")])
         if isinstance(node, exp.If):
@@ -325,6 +351,7 @@ class _Checker:
             self.type_of(node.this)
             return _CAST_TYPES.get(node.to.this, "unknown")
         if isinstance(node, exp.Interval):
+            self._expect(node.this, ("number", "text"), "an interval counts a number of units")
             return "unknown"
         if isinstance(node, exp.Anonymous):
             return self._custom(node)

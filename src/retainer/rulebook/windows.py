@@ -17,6 +17,7 @@ from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+MAX_DURATION = timedelta(days=36525)
 
 
 def parse_duration(text: Any) -> timedelta:
@@ -27,7 +28,13 @@ def parse_duration(text: Any) -> timedelta:
     if match is None:
         raise ValueError(f"'{text}' is not a duration; write a number and a unit: "
                          "h (hours), d (days) or w (weeks), e.g. 30d")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    amount = int(match.group(1))
+    unit = _UNITS[match.group(2)]
+    # Windows reach back from as_of; past a century they would leave the calendar.
+    if amount * unit.total_seconds() > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{text}' is longer than 100 years; leave the window out to count "
+                         "everything up to as_of")
+    return amount * unit
 
 
 def format_duration(value: timedelta) -> str:
