@@ -730,8 +730,7 @@ def test_a_single_condition_is_one_clause(condition: str) -> None:
 
 
 # --- regressions: gaps the properties above found -----------------------------------------------
-# Each of these failed on commit 0709f04 and was fixed by concurrent (uncommitted at the time of
-# writing) changes to expressions.py; they pin the fixed behaviour.
+# Each of these failed on commit 56a14b1 and was fixed in c5f0a16; they pin the fixed behaviour.
 
 
 @pytest.mark.parametrize("text", ["t like zzz", "t ilike zzz", "a is zzz",
@@ -782,6 +781,22 @@ def test_malformed_input_is_refused(text: str) -> None:
     with pytest.raises(ExpressionError) as caught:
         parse(text)
     assert 0 <= caught.value.offset <= len(text)
+
+
+@pytest.mark.parametrize("text", ["r.5 > 1", "account.5 > 0", "r2.5", "a.5 = 1"])
+def test_numeric_names_after_a_dot_are_refused(text: str) -> None:
+    """A typo like `r2.5` (or `account.5`) is an unknown name, reported as an ExpressionError
+    like any other; found by the SQL-like fuzzing above."""
+    with pytest.raises(ExpressionError):
+        bind_text(text)
+
+
+@pytest.mark.parametrize("text", ["abs(t) > 1", "lower(a) = 'x'", "year(t) = 2026",
+                                  "length(a) > 1", "contains(a, 'x')"])
+def test_built_in_functions_check_their_argument_type(text: str) -> None:
+    """A function given the wrong kind of value is refused before any SQL runs."""
+    with pytest.raises(ExpressionError, match=r"\(\) works on"):
+        bind_text(text)
 
 
 def test_scope_fixture_resolves_every_generated_name() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from retainer.compile.sql import timestamp
@@ -111,7 +111,8 @@ def test_non_text_durations_are_refused(value: Any) -> None:
 @example("200000", "w")
 def test_huge_durations_are_refused_with_value_error(digits: str, unit: str) -> None:
     """However many digits, a duration is either a timedelta or a ValueError (never an
-    OverflowError, which pydantic would not turn into a located problem)."""
+    OverflowError, which pydantic would not turn into a located problem; commit 56a14b1 raised
+    one for `9999999999d`)."""
     try:
         value = parse_duration(f"{digits}{unit}")
     except ValueError as error:
@@ -127,7 +128,8 @@ def test_huge_durations_are_refused_with_value_error(digits: str, unit: str) -> 
 def test_accepted_windows_can_be_applied_to_as_of(n: int, unit: str, prior: bool,
                                                   as_of: datetime) -> None:
     """A window that parses can be placed before any realistic as_of: `as_of - start`, which
-    the compiler computes, must not leave the calendar (OverflowError)."""
+    the compiler computes, must not leave the calendar (in commit 56a14b1 `200000w` parsed and
+    then raised OverflowError there)."""
     value: Any = [f"{n}{unit}", "1h"] if prior else f"{n}{unit}"
     try:
         window = Window.parse(value)
@@ -172,6 +174,7 @@ def test_prior_window_needs_the_older_bound_first(older: str, newer: str,
 def test_single_duration_and_all_windows(text: str) -> None:
     """`30d` is (as_of − 30d, as_of]; `all` and a missing window are unbounded; a list that is
     not a pair is refused."""
+    assume(parse_duration(text))  # an empty window is refused (see below)
     window = Window.parse(text)
     assert (window.start, window.end) == (parse_duration(text), timedelta(0))
     assert str(window) == f"last {format_duration(parse_duration(text))}"
@@ -284,11 +287,17 @@ def test_compiler_literals_give_the_same_membership(data: st.DataObject | None, 
                                                     as_of: datetime) -> None:
     """The literals the compiler writes (`retainer.compile.sql.timestamp`) give the documented
     membership in DuckDB, also for an as_of with microseconds (`parse_as_of` keeps them): a
-    literal cut to the second would drop an event exactly at as_of. (Commit 0709f04 still cut
-    them; the explicit examples pin that.)"""
+    literal cut to the second would drop an event exactly at as_of, as commit 56a14b1 did."""
     events = edge_times(window, as_of)
     if data is not None:  # explicit examples check the edges only
         events += data.draw(st.lists(offsets_from(as_of), max_size=20))
     lower = None if window.start is None else timestamp(as_of - window.start).sql("duckdb")
     upper = timestamp(as_of - window.end).sql("duckdb")
     assert duckdb_members(events, lower, upper) == [in_window(window, as_of, t) for t in events]
+
+
+@pytest.mark.parametrize("text", ["0d", "0w", "٣d", "３d"])
+def test_empty_and_non_ascii_durations_are_refused(text: str) -> None:
+    """An empty window counts nothing and is certainly a mistake; digits are ASCII only."""
+    with pytest.raises(ValueError):
+        Window.parse(text)

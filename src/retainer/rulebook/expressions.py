@@ -39,6 +39,13 @@ _BOOLEAN_FUNCTIONS: tuple[type[exp.Expr], ...] = (exp.Contains, exp.StartsWith,
                                                         exp.RegexpLike)
 _PASSTHROUGH_FUNCTIONS: tuple[type[exp.Expr], ...] = (exp.Coalesce, exp.Nullif,
                                                            exp.Least, exp.Greatest)
+# What the first argument of each built-in function must be.
+_ARGUMENT_TYPES: tuple[tuple[tuple[type[exp.Expr], ...], tuple[Type, ...]], ...] = (
+    ((exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Pow), ("number",)),
+    ((exp.Length, *_TEXT_FUNCTIONS, *_BOOLEAN_FUNCTIONS), ("text",)),
+    ((exp.Year, exp.Month), ("timestamp", "date")),
+    ((exp.Date,), ("timestamp", "date", "text")),
+)
 ALLOWED = (*_STRUCTURE, *_NUMERIC_FUNCTIONS, *_TEXT_FUNCTIONS, *_BOOLEAN_FUNCTIONS,
            *_PASSTHROUGH_FUNCTIONS, exp.Date)
 
@@ -358,20 +365,22 @@ class _Checker:
         if isinstance(node, _PASSTHROUGH_FUNCTIONS):
             return self._common([node.this, *node.expressions,
                                  node.args.get("expression")])
-        if isinstance(node, _NUMERIC_FUNCTIONS):
-            self._children(node)
-            return "number"
-        if isinstance(node, _TEXT_FUNCTIONS):
-            self._children(node)
-            return "text"
-        if isinstance(node, _BOOLEAN_FUNCTIONS):
-            self._children(node)
-            return "boolean"
-        if isinstance(node, exp.Date):
-            self._children(node)
-            return "date"
+        for classes, result in ((_NUMERIC_FUNCTIONS, "number"), (_TEXT_FUNCTIONS, "text"),
+                                (_BOOLEAN_FUNCTIONS, "boolean"), ((exp.Date,), "date")):
+            if isinstance(node, classes):
+                self._function_argument(node)
+                self._children(node)
+                return result  # type: ignore[return-value]
         self._children(node)
         return "unknown"
+
+    def _function_argument(self, node: exp.Expr) -> None:
+        """The first argument of a built-in function must have the type it works on."""
+        wanted = next((kinds for classes, kinds in _ARGUMENT_TYPES if isinstance(node, classes)),
+                      None)
+        if wanted is not None and node.this is not None:
+            name = node.sql(dialect="duckdb").split("(")[0].lower()
+            self._expect(node.this, wanted, f"{name}() works on {' or '.join(wanted)}s")
 
     def _children(self, node: exp.Expr) -> None:
         for child in node.iter_expressions():
@@ -387,7 +396,7 @@ class _Checker:
                 offset = max(_find(self.text, f"{node.table}.{name}"), 0)
             label = f"{qualifier}.{name}" if qualifier else name
             hint = did_you_mean(name, self.scope.candidates(qualifier))
-            if node.this.quoted and not qualifier:
+            if getattr(node.this, "quoted", False) and not qualifier:
                 hint = f"text values take single quotes: '{name}'"
             raise ExpressionError(f"unknown name '{label}' in {self.scope.describe()}",
                                   offset, hint or _available(self.scope, qualifier))

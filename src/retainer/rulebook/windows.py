@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([hdw])\s*$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 MAX_DURATION = timedelta(days=36525)
 
@@ -66,7 +66,11 @@ class Window:
                 raise ValueError(f"window [{value[0]}, {value[1]}] is empty: the first "
                                  "duration must be the older bound, e.g. [60d, 30d]")
             return cls(start, end)
-        return cls(parse_duration(value))
+        length = parse_duration(value)
+        if not length:
+            raise ValueError(f"window '{value}' is empty; give a positive duration, or leave "
+                             "the window out to count everything up to as_of")
+        return cls(length)
 
     @property
     def unbounded(self) -> bool:
