@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import shutil
 import sys
 import time
@@ -25,63 +26,108 @@ from typing import Any, TypeVar
 from sqlglot import exp
 
 import bench_run
-from retainer import project as project_module
 from retainer.compile.plan import compile_plan
 from retainer.engines.duckdb import DIALECT, DuckDBEngine
 from retainer.project import Project
 from worker import AS_OF
 
 F = TypeVar("F", bound=Callable[..., Any])
-timings: list[tuple[str, float]] = []
+OUTSIDE = "other statements (e.g. publishing)"
+# Phases of a run worth timing: (module or class, attribute, label). Retainer's internals
+# move; hooks whose attribute does not exist (any more) are skipped.
+PHASES: list[tuple[str, str, str]] = [
+    ("retainer.project:Project", "__init__", "load project"),
+    ("retainer.engines.duckdb:DuckDBEngine", "attach_sources",
+     "attach sources (views + DESCRIBE)"),
+    ("retainer.project", "compile_plan", "compile rulebook"),
+    ("retainer.engines.duckdb:DuckDBEngine", "load_previous_state", "load previous state"),
+    ("retainer.engines.duckdb:DuckDBEngine", "execute", "execute work steps"),
+    ("retainer.project:Project", "_write_exports", "export Parquet + CSV"),
+    ("retainer.project:Project", "_export_partials", "export Parquet + CSV"),
+    ("retainer.engines.duckdb:DuckDBEngine", "publish", "publish"),
+    ("retainer.engines.duckdb:DuckDBEngine", "arrow", "results to Arrow (state store)"),
+    ("retainer.state.store:Store", "record", "record the run in the state store"),
+    ("retainer.project", "summarize", "summarize (counts for the report)"),
+]
 
 
-def timed(label: str | Callable[..., str], function: F) -> F:
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            name = label(*args, **kwargs) if callable(label) else label
-            timings.append((name, time.perf_counter() - started))
+class RunProfile:
+    """Wall-clock time per phase, and per SQL statement within the phase that ran it."""
 
-    return wrapper  # type: ignore[return-value]
+    def __init__(self) -> None:
+        self.active: list[str] = []
+        self.phases: dict[str, float] = {}
+        self.statements: dict[str, list[tuple[str, float]]] = {}
+
+    def phase(self, label: str, function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self.active:  # nested in another phase: counted there
+                return function(*args, **kwargs)
+            self.active.append(label)
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.active.pop()
+                self.phases[label] = self.phases.get(label, 0.0) + time.perf_counter() - started
+
+        return wrapper  # type: ignore[return-value]
+
+    def statement(self, function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(engine: Any, sql: str, what: str) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(engine, sql, what)
+            finally:
+                phase = self.active[-1] if self.active else OUTSIDE
+                self.statements.setdefault(phase, []).append(
+                    (what, time.perf_counter() - started))
+
+        return wrapper  # type: ignore[return-value]
+
+    def install(self) -> None:
+        for target, attribute, label in PHASES:
+            module_name, _, class_name = target.partition(":")
+            try:
+                owner: Any = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            if class_name:
+                owner = getattr(owner, class_name, None)
+            if owner is not None and hasattr(owner, attribute):
+                setattr(owner, attribute, self.phase(label, getattr(owner, attribute)))
+        DuckDBEngine._run = self.statement(DuckDBEngine._run)  # type: ignore[method-assign]
+
+    def print(self, total: float) -> None:
+        def line(seconds: float, name: str) -> None:
+            print(f"{seconds:8.2f} s  {100 * seconds / total:5.1f} %  {name}")
+
+        accounted = 0.0
+        for label, seconds in self.phases.items():
+            line(seconds, label)
+            accounted += seconds
+            for what, took in sorted(self.statements.get(label, []), key=lambda s: -s[1]):
+                line(took, f"  sql  {what}")
+        outside = self.statements.get(OUTSIDE, [])
+        if outside:
+            line(sum(took for _, took in outside), OUTSIDE)
+            accounted += sum(took for _, took in outside)
+            for what, took in sorted(outside, key=lambda s: -s[1]):
+                line(took, f"  sql  {what}")
+        line(total - accounted, "not attributed (Python, state store, transaction commit)")
+        line(total, "total")
 
 
 def profile_run(root: Path) -> None:
-    """Time the phases and statements of one full run."""
-    DuckDBEngine._run = timed(lambda _self, _sql, what: f"  sql  {what}",  # type: ignore[method-assign]
-                              DuckDBEngine._run)
-    DuckDBEngine.attach_sources = timed(  # type: ignore[method-assign]
-        "attach sources (views + DESCRIBE)", DuckDBEngine.attach_sources)
-    DuckDBEngine.execute = timed("execute work steps", DuckDBEngine.execute)  # type: ignore[method-assign]
-    DuckDBEngine.publish = timed("publish (one transaction)", DuckDBEngine.publish)  # type: ignore[method-assign]
-    Project._export_partials = timed("export Parquet + CSV", Project._export_partials)  # type: ignore[method-assign]
-    project_module.compile_plan = timed("compile rulebook", project_module.compile_plan)  # type: ignore[attr-defined]
-    project_module.summarize = timed("summarize (counts for the report)",
-                                     project_module.summarize)
+    """Time the phases and statements of one full run, as the benchmark runs it."""
+    profile = RunProfile()
+    profile.install()
     shutil.rmtree(root / ".retainer", ignore_errors=True)
     started = time.perf_counter()
-    loaded = timed("load project", Project)(root)
-    loaded.run(AS_OF)
-    total = time.perf_counter() - started
-    for name, seconds in _phase_order(timings):
-        print(f"{seconds:8.2f} s  {100 * seconds / total:5.1f} %  {name}")
-    print(f"{total:8.2f} s  100.0 %  total")
-
-
-def _phase_order(items: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Statements are recorded before the phase that contains them; list phases first."""
-    ordered: list[tuple[str, float]] = []
-    pending: list[tuple[str, float]] = []
-    for name, seconds in items:
-        if name.startswith("  "):
-            pending.append((name, seconds))
-        else:
-            ordered.append((name, seconds))
-            ordered.extend(sorted(pending, key=lambda item: -item[1]))
-            pending = []
-    return ordered + pending
+    Project(root).run(AS_OF)
+    profile.print(time.perf_counter() - started)
 
 
 def explain(root: Path, target: str) -> None:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
 import time as clock
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlglot import exp
 
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan, compile_plan
 from retainer.engines.base import Progress
 from retainer.engines.duckdb import DuckDBEngine
+from retainer.errors import RetainerError
 from retainer.rulebook.loader import Rulebook, load_project
+from retainer.state import Store, open_store
+from retainer.state.snapshot import health_query, memberships_query
 
 
 def utc_now() -> datetime:
@@ -33,7 +39,6 @@ def parse_as_of(value: str | date | datetime | None) -> datetime:
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            from retainer.errors import RetainerError
             raise RetainerError(f"'{value}' is not a date or time",
                                 hint="write --as-of 2026-11-30 or 2026-11-30T12:00:00Z"
                                 ) from None
@@ -69,6 +74,16 @@ class RunReport:
     health_bands: list[tuple[str | None, int]]
     quality: list[QualityRow]
     outputs: dict[str, Path] = field(default_factory=dict)
+    run_id: int = 0
+    in_history: bool = True
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    dates: list[datetime]
+    run_ids: list[int]
+    seconds: float
+    undone: int
 
 
 class Project:
@@ -99,33 +114,112 @@ class Project:
         return compile_plan(self.rulebook, catalog or self.catalog(), as_of or utc_now(),
                             utc_now(), dialect)
 
+    # --- running -------------------------------------------------------------------------
+
     def run(self, as_of: datetime | None = None, progress: Progress | None = None) -> RunReport:
-        """Compute everything and publish it; on any failure the previous output stays."""
+        """Compute everything, record it in the state store and publish it.
+
+        The store commits first and the outputs after; a failure or a kill at any point
+        leaves the previously published outputs and the last good run intact.
+        """
         started = clock.perf_counter()
         as_of = as_of or utc_now()
-        with self._engine() as engine:
-            catalog = engine.attach_sources(self.rulebook)
-            plan = compile_plan(self.rulebook, catalog, as_of, utc_now())
-            engine.execute(plan, progress)
-            exports = self._export_partials(engine, plan)
-            engine.publish(plan, {"as_of": as_of.isoformat(sep=" "), "finished_at":
-                                  utc_now().isoformat(sep=" "),
-                                  "rulebook_hash": self.rulebook.content_hash,
-                                  "project": self.rulebook.config.name})
-            for partial, final in exports.items():
-                partial.replace(final)
-            report = summarize(engine, plan, as_of, clock.perf_counter() - started)
-        return RunReport(**{**report.__dict__, "outputs": {
-            "database": self.output_database, **{p.name: p for p in exports.values()}}})
+        with self._engine() as engine, self.store() as store:
+            run_id = self._begin(store, "run", as_of)
+            try:
+                catalog = engine.attach_sources(self.rulebook)
+                plan, in_history = self._evaluate(engine, store, run_id, as_of, catalog,
+                                                  progress, final=True, started=started)
+                report = summarize(engine, plan, as_of, clock.perf_counter() - started)
+            except BaseException as exc:
+                store.fail_run(run_id, _describe(exc), utc_now())
+                raise
+        return replace(report, run_id=run_id, in_history=in_history,
+                       outputs={"database": self.output_database, **self._export_paths()})
 
-    def _export_partials(self, engine: DuckDBEngine, plan: Plan) -> dict[Path, Path]:
+    def backfill(self, start: datetime, end: datetime, every: timedelta,
+                 replace_history: bool = False, progress: Progress | None = None
+                 ) -> BackfillReport:
+        """Fill history for past dates, reading every source only once."""
+        if every <= timedelta(0) or end < start:
+            raise RetainerError("backfill needs --from before --to and a positive --every")
+        dates = []
+        moment = start
+        while moment <= end:
+            dates.append(moment)
+            moment += every
+        began = clock.perf_counter()
+        run_ids: list[int] = []
+        with self._engine() as engine, self.store() as store:
+            latest = store.latest_as_of()
+            undone = 0
+            if latest is not None and latest >= start:
+                if not replace_history:
+                    raise RetainerError(
+                        f"history already holds runs up to {latest:%Y-%m-%d %H:%M}",
+                        hint="add --replace to rebuild history from "
+                             f"{start:%Y-%m-%d} (later runs are dropped), or start the "
+                             "backfill after the latest run")
+                undone = store.rewind(start)
+            catalog = engine.attach_sources(self.rulebook)
+            engine.materialize_sources(self.rulebook)
+            for index, moment in enumerate(dates):
+                run_id = self._begin(store, "backfill", moment)
+                try:
+                    self._evaluate(engine, store, run_id, moment, catalog, progress,
+                                   final=index == len(dates) - 1,
+                                   started=clock.perf_counter())
+                except BaseException as exc:
+                    store.fail_run(run_id, _describe(exc), utc_now())
+                    raise
+                run_ids.append(run_id)
+        return BackfillReport(dates, run_ids, clock.perf_counter() - began, undone)
+
+    def _begin(self, store: Store, kind: str, as_of: datetime) -> int:
+        return store.begin_run(kind, as_of, self.rulebook.content_hash, git_commit(self.root),
+                               "duckdb", self.rulebook.file_texts(), utc_now())
+
+    def _evaluate(self, engine: DuckDBEngine, store: Store, run_id: int, as_of: datetime,
+                  catalog: Catalog, progress: Progress | None, final: bool,
+                  started: float) -> tuple[Plan, bool]:
+        plan = compile_plan(self.rulebook, catalog, as_of, utc_now())
+        engine.load_previous_state(store.open_memberships(plan.state_machines))
+        engine.execute(plan, progress)
+        exports = self._write_exports(engine, plan) if final else {}
+        keys = {"account": self._key("account"), "contact": self._key("contact")}
+        with engine.publishing(plan, {"as_of": as_of.isoformat(sep=" "), "run_id": run_id,
+                                      "rulebook_hash": self.rulebook.content_hash,
+                                      "project": self.rulebook.config.name},
+                               temporary=not final):
+            memberships = memberships_query(plan.explain, keys)
+            health, components = health_query(plan.explain, keys["account"])
+            quality = engine.query(exp.select(exp.Star()).from_("data_quality"))
+            in_history = store.record(
+                run_id, as_of, engine.arrow(memberships) if memberships else _no_rows(engine),
+                engine.arrow(health), components, quality, self.rulebook.content_hash,
+                utc_now(), clock.perf_counter() - started)
+        for partial, final_path in exports.items():
+            partial.replace(final_path)
+        return plan, in_history
+
+    def _key(self, level: str) -> str:
+        kind = "accounts" if level == "account" else "contacts"
+        source = next((s for s in self.rulebook.sources.values() if s.kind == kind), None)
+        return (source.key if source and source.key else f"{level}_id")
+
+    def _export_paths(self) -> dict[str, Path]:
+        return {f"{name}.{fmt}": self.export_dir / f"{name}.{fmt}"
+                for name in ("account_results", "contact_results")
+                for fmt in self.rulebook.config.output.formats
+                if (self.export_dir / f"{name}.{fmt}").exists()}
+
+    def _write_exports(self, engine: DuckDBEngine, plan: Plan) -> dict[Path, Path]:
         """Write exports next to their final names before publishing; rename after."""
         written: dict[Path, Path] = {}
-        formats = self.rulebook.config.output.formats
         for step in plan.outputs():
             if not step.name.endswith("_results"):
                 continue
-            for fmt in formats:
+            for fmt in self.rulebook.config.output.formats:
                 final = self.export_dir / f"{step.name}.{fmt}"
                 partial = final.with_name(final.name + ".next")
                 engine.export(step.query, partial, fmt)
@@ -140,18 +234,47 @@ class Project:
         finally:
             engine.close()
 
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """The project's state store, opened (and migrated) for the duration."""
+        store = open_store(self.rulebook.config.state, self.root)
+        try:
+            yield store
+        finally:
+            store.close()
+
     def results(self) -> DuckDBEngine:
         """A read-only connection to the published results (caller closes it)."""
-        from retainer.errors import RetainerError
         if not self.output_database.exists():
             raise RetainerError("no results yet", hint="run 'retainer run' first")
         return DuckDBEngine(self.output_database, read_only=True)
 
 
+def _no_rows(engine: DuckDBEngine) -> Any:
+    return engine.arrow(exp.select(
+        *(exp.alias_(exp.cast(exp.null(), "VARCHAR"), name)
+          for name in ("level", "entity_id", "dimension", "segment", "reason"))).where(
+        exp.false()))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return str(exc) or type(exc).__name__
+
+
+def git_commit(root: Path) -> str | None:
+    """The commit the project is at, when it is in a git repository."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def summarize(engine: DuckDBEngine, plan: Plan, as_of: datetime, seconds: float) -> RunReport:
     """Segment sizes, tag counts, bands and the quality report of a finished run."""
-    from sqlglot import exp
-
     account = plan.explain["levels"].get("account", {})
     dimensions: dict[str, list[tuple[str | None, int]]] = {}
 

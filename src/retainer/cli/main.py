@@ -108,6 +108,9 @@ def run(project: ProjectOption = Path("."), as_of: AsOfOption = None) -> None:
 
         report = loaded.run(moment, advance)
     render.run_report(console, report)
+    if not report.in_history:
+        console.print("[yellow]note:[/] history already holds later runs, so this run was "
+                      "published but not added to history (see 'retainer backfill --replace')")
 
 
 @app.command()
@@ -163,6 +166,9 @@ def test(project: ProjectOption = Path(".")) -> None:
     if any(not r.passed for r in results):
         raise typer.Exit(1)
 
+
+# Commands defined in their own modules register themselves on import.
+from retainer.cli import history as _history  # noqa: E402,F401
 
 if __name__ == "__main__":
     app()

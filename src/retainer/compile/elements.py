@@ -63,9 +63,43 @@ def bind_dimension(ctx: Context, name: str, dimension: Dimension) -> Node:
         rules.append({"segment": rule.segment, "when": rule.when, "mode": mode,
                       "clauses": spec, "description": rule.description})
     case: exp.Expr = exp.Case(ifs=whens, default=default) if whens else default
-    node.columns.append(alias(case, name))
     node.explain = {"rules": rules}
+    if dimension.state_machine is None:
+        node.columns.append(alias(case, name))
+        return node
+    hold = _holds(ctx, name, dimension, case)
+    previous = col(f"__prev__{name}")
+    node.columns += [alias(case.copy(), f"__cand__{name}"), alias(hold, f"__hold__{name}"),
+                     alias(exp.Case(ifs=[exp.If(this=hold.copy().is_(exp.null()).not_(),
+                                                true=previous)], default=case.copy()), name)]
+    node.explain["state_machine"] = dimension.state_machine.model_dump()
     return node
+
+
+def _holds(ctx: Context, name: str, dimension: Dimension, candidate: exp.Expr) -> exp.Expr:
+    """Why a state machine keeps the previous stage: 'min_days', 'transition', or null.
+
+    A stage with `min_days` is kept until it has lasted that many calendar days; a stage
+    with `transitions` is left only for one of the listed stages.
+    """
+    machine = dimension.state_machine
+    assert machine is not None
+    previous, since = col(f"__prev__{name}"), col(f"__since__{name}")
+    moving = exp.and_(previous.is_(exp.null()).not_(),
+                      exp.NullSafeNEQ(this=candidate.copy(), expression=previous.copy()))
+    young = [exp.and_(previous.copy().eq(literal(stage)), exp.LT(
+        this=expressions.days_between(since.copy(), ctx.as_of_sql()), expression=literal(days)))
+        for stage, days in machine.min_days.items() if days > 0]
+    barred = [exp.and_(previous.copy().eq(literal(stage)), exp.Coalesce(
+        this=exp.Not(this=candidate.copy().isin(*(literal(t) for t in targets))),
+        expressions=[exp.true()])) for stage, targets in machine.transitions.items()]
+    ifs = []
+    if young:
+        ifs.append(exp.If(this=exp.and_(moving, exp.or_(*young)), true=literal("min_days")))
+    if barred:
+        ifs.append(exp.If(this=exp.and_(moving.copy(), exp.or_(*barred)),
+                          true=literal("transition")))
+    return exp.Case(ifs=ifs, default=exp.null()) if ifs else exp.cast(exp.null(), "VARCHAR")
 
 
 def bind_tag(ctx: Context, name: str, tag: Tag) -> Node:

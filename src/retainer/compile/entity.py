@@ -46,6 +46,18 @@ def _base(ctx: Context, level: Entity, passes: list[Pass], nodes: list[Node]) ->
     for item in passes:
         select = select.join(exp.to_table(item.relation), join_type="left",
                              on=col(item.key, item.relation).eq(col(key, "e")))
+    for name, dimension in ctx.rulebook.dimensions.items():
+        if dimension.state_machine is None or dimension.entity != level:
+            continue
+        # The stage history knows for this entity, for the state machine to hold or release.
+        previous = f"previous_{name}"
+        select = select.join(
+            exp.alias_(exp.to_table("previous_state"), previous), join_type="left",
+            on=exp.and_(col("entity_id", previous).eq(col(key, "e")),
+                        col("dimension", previous).eq(exp.Literal.string(name)),
+                        col("level", previous).eq(exp.Literal.string(level))))
+        select = select.select(alias(col("segment", previous), f"__prev__{name}"),
+                               alias(col("entered_at", previous), f"__since__{name}"))
     for node in nodes:
         if node.aggregate:
             select = select.select(*(c.copy() for c in node.columns))

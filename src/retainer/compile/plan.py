@@ -50,6 +50,7 @@ class Plan:
     explain: dict[str, Any]
     as_of: datetime
     rulebook_hash: str
+    state_machines: tuple[str, ...] = ()   # dimensions that read `previous_state`
 
     def work(self) -> Iterator[Step]:
         return (s for s in self.steps if s.kind != "output")
@@ -81,7 +82,9 @@ def compile_plan(rulebook: Rulebook, catalog: Catalog, as_of: datetime,
         ctx.ensure(name)
     if ctx.problems:
         raise ValidationError(ctx.problems)
-    return Plan(tuple(_steps(ctx, passes)), _explain(ctx), as_of, rulebook.content_hash)
+    machines = tuple(n for n, d in rulebook.dimensions.items() if d.state_machine is not None)
+    return Plan(tuple(_steps(ctx, passes)), _explain(ctx), as_of, rulebook.content_hash,
+                machines)
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -250,8 +253,11 @@ def _outputs(ctx: Context, level: Entity) -> tuple[exp.Select, exp.Select]:
                    for use in _all_uses(n) if "__" in use["column"]
                    and use["column"].split("__")[0] in ("account", "contact")})
     key = CONTACT if level == "contact" else ACCOUNT
-    reasons = exp.select(alias(col(key), "__key"), *flags, *(col(u) for u in used)).from_(
-        f"run_{level}")
+    machine = [col(f"__{part}__{name}") for name, d in rulebook.dimensions.items()
+               if d.state_machine is not None and d.entity == level
+               for part in ("prev", "since")]
+    reasons = exp.select(alias(col(key), "__key"), *flags, *machine,
+                         *(col(u) for u in used)).from_(f"run_{level}")
     return results, reasons
 
 
@@ -282,6 +288,8 @@ def _explain(ctx: Context) -> dict[str, Any]:
                        if n.kind == "trait"},
             "dimensions": {n.name: n.explain["rules"] for n in nodes
                            if n.kind == "dimension"},
+            "state_machines": {n.name: n.explain["state_machine"] for n in nodes
+                               if "state_machine" in n.explain},
             "tags": {n.name: n.explain for n in nodes if n.kind == "tag"},
         }
     health = [n.explain for n in ctx.nodes.values() if n.kind == "component"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import glob
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,19 @@ class DuckDBEngine(Engine):
 
     # --- running -------------------------------------------------------------------------
 
+    def load_previous_state(self, rows: Sequence[Sequence[Any]]) -> None:
+        """The stages history holds now (level, entity_id, dimension, segment, entered_at),
+        read by dimensions that are state machines."""
+        self.connection.execute(
+            "CREATE OR REPLACE TEMP TABLE previous_state (level VARCHAR, entity_id VARCHAR, "
+            "dimension VARCHAR, segment VARCHAR, entered_at TIMESTAMP)")
+        if rows:
+            self.connection.executemany("INSERT INTO previous_state VALUES (?, ?, ?, ?, ?)",
+                                        [list(row) for row in rows])
+
     def execute(self, plan: Plan, progress: Progress | None = None) -> None:
+        if plan.state_machines and not self._has_previous_state():
+            self.load_previous_state([])
         steps = list(plan.work())
         for index, step in enumerate(steps):
             if progress:
@@ -191,21 +204,55 @@ class DuckDBEngine(Engine):
             self._run(create.sql(DIALECT), step.name)
 
     def publish(self, plan: Plan, metadata: Mapping[str, Any]) -> None:
+        with self.publishing(plan, metadata):
+            pass
+
+    @contextmanager
+    def publishing(self, plan: Plan, metadata: Mapping[str, Any],
+                   temporary: bool = False) -> Iterator[None]:
+        """Write the outputs in one transaction; the body sees them, and an exception in it
+        (or a kill) leaves the previously published outputs in place."""
         connection = self.connection
         connection.execute("BEGIN TRANSACTION")
         try:
             for step in plan.outputs():
+                properties = exp.Properties(expressions=[exp.TemporaryProperty()]) \
+                    if temporary else None
                 create = exp.Create(this=exp.to_table(step.name), kind="TABLE", replace=True,
-                                    expression=step.query)
+                                    expression=step.query, properties=properties)
                 self._run(create.sql(DIALECT), step.name)
-            connection.execute("CREATE OR REPLACE TABLE run_info (key VARCHAR, value VARCHAR)")
-            connection.executemany("INSERT INTO run_info VALUES (?, ?)",
-                                   [(k, json.dumps(v, default=str)) for k, v in
-                                    {**metadata, "explain": plan.explain}.items()])
-            connection.execute("COMMIT")
+            if not temporary:
+                connection.execute(
+                    "CREATE OR REPLACE TABLE run_info (key VARCHAR, value VARCHAR)")
+                connection.executemany("INSERT INTO run_info VALUES (?, ?)",
+                                       [(k, json.dumps(v, default=str)) for k, v in
+                                        {**metadata, "explain": plan.explain}.items()])
+            yield
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+        connection.execute("COMMIT")
+
+    def arrow(self, query: exp.Query) -> Any:
+        """The rows of a query as an Arrow table."""
+        try:
+            return self.connection.sql(query.sql(DIALECT)).to_arrow_table()
+        except duckdb.Error as exc:
+            raise EngineError(f"query failed: {exc}") from None
+
+    def materialize_sources(self, rulebook: Rulebook) -> None:
+        """Read every source once into memory (for backfills that evaluate many dates)."""
+        for name in rulebook.sources:
+            view = src(name)
+            cached = f"{view}__cached"
+            self._run(exp.Create(this=exp.to_table(cached), kind="TABLE", replace=True,
+                                 expression=exp.select(exp.Star()).from_(view),
+                                 properties=exp.Properties(expressions=[
+                                     exp.TemporaryProperty()])).sql(DIALECT), name)
+            self._run(exp.Create(this=exp.to_table(view), kind="VIEW", replace=True,
+                                 expression=exp.select(exp.Star()).from_(cached),
+                                 properties=exp.Properties(expressions=[
+                                     exp.TemporaryProperty()])).sql(DIALECT), name)
 
     def export(self, query: exp.Query, path: Path, fmt: str) -> None:
         """Write a query's rows to a file (the caller renames it into place)."""
@@ -221,6 +268,12 @@ class DuckDBEngine(Engine):
             return self.connection.execute(text, list(parameters)).fetchall()
         except duckdb.Error as exc:
             raise EngineError(f"query failed: {exc}") from None
+
+    def _has_previous_state(self) -> bool:
+        rows = self.connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = "
+            "'previous_state'").fetchall()
+        return bool(rows[0][0])
 
     def tables(self) -> set[str]:
         rows = self.connection.execute(

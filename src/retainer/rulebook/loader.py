@@ -66,6 +66,18 @@ class Rulebook:
     health: Health | None
     origins: Mapping[tuple[str, str], Origin] = field(repr=False)
     content_hash: str = ""
+    files: tuple[Path, ...] = ()     # the YAML files it was read from
+
+    def file_texts(self) -> dict[str, str]:
+        """The rulebook's files as written, by path relative to the project (kept per run)."""
+        texts = {}
+        for file in self.files:
+            try:
+                name = str(file.relative_to(self.root))
+            except ValueError:
+                name = str(file)
+            texts[name] = file.read_text(encoding="utf-8")
+        return texts
 
     def origin(self, section: str, name: str) -> Origin:
         return self.origins[(section, name)]
@@ -85,6 +97,7 @@ def load_project(root: Path) -> Rulebook:
                             hint="run 'retainer init DIR' to create a project, or pass "
                                  "--project DIR pointing at one")
     builder = _Builder(root)
+    builder.files.append(project_file)
     document, positions = load_yaml(project_file)
     if not isinstance(document, dict):
         raise ValidationError([Problem(f"{PROJECT_FILE} must be a mapping of settings",
@@ -95,6 +108,7 @@ def load_project(root: Path) -> Rulebook:
     if config is not None:
         for entry in config.rulebook:
             for file in _rulebook_files(root / entry):
+                builder.files.append(file)
                 loaded, file_positions = load_yaml(file)
                 builder.rulebook_file(loaded, file_positions)
     builder.raise_if_problems()
@@ -121,6 +135,7 @@ class _Builder:
         self.health: Health | None = None
         self.origins: dict[tuple[str, str], Origin] = {}
         self.hasher = hashlib.sha256()
+        self.files: list[Path] = []
 
     def raise_if_problems(self) -> None:
         if self.problems:
@@ -129,7 +144,7 @@ class _Builder:
     def build(self, config: ProjectConfig) -> Rulebook:
         return Rulebook(self.root, config, dict(self.sources), dict(self.traits),
                         dict(self.dimensions), dict(self.tags), self.health, dict(self.origins),
-                        self.hasher.hexdigest()[:16])
+                        self.hasher.hexdigest()[:16], tuple(self.files))
 
     def rulebook_file(self, document: Any, positions: Positions) -> None:
         if document is None:

@@ -170,12 +170,20 @@ class Rule(Model):
     description: str | None = None
 
 
+class StateMachine(Model):
+    """Stages that do not flap: a minimum time in a stage, and the moves allowed out of it."""
+
+    min_days: dict[Name, int] = Field(default_factory=dict)
+    transitions: dict[Name, tuple[Name, ...]] = Field(default_factory=dict)
+
+
 class Dimension(Model):
     """Exclusive segments: rules are tried in order and the first that matches wins."""
 
     rules: tuple[Rule, ...] = Field(min_length=1)
     entity: Entity = "account"
     description: str | None = None
+    state_machine: StateMachine | None = None
 
     @model_validator(mode="after")
     def _else_last(self) -> Dimension:
@@ -189,6 +197,17 @@ class Dimension(Model):
                 later = self.rules[index + 1].segment
                 raise ValueError(f"rule '{later}' comes after 'else' ({rule.segment}) and "
                                  "could never match; move 'else' to the end")
+        machine = self.state_machine
+        if machine is not None:
+            named = [*machine.min_days, *machine.transitions,
+                     *(t for targets in machine.transitions.values() for t in targets)]
+            for segment in named:
+                if segment not in names:
+                    raise ValueError(f"state_machine names '{segment}', which is not a segment "
+                                     "of this dimension; segments: " + ", ".join(names))
+            for segment, days in machine.min_days.items():
+                if days < 0:
+                    raise ValueError(f"min_days for '{segment}' must be 0 or more")
         return self
 
 

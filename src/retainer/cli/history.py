@@ -1,0 +1,126 @@
+"""History commands: `runs`, `history`, `flows`, `backfill`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from retainer.cli.main import ProjectOption, app, console, friendly
+from retainer.cli.render import value
+
+
+def _moment(text: str) -> datetime:
+    from retainer.project import parse_as_of
+    return parse_as_of(text)
+
+
+@app.command()
+@friendly
+def runs(project: ProjectOption = Path("."),
+         limit: Annotated[int, typer.Option(help="how many, newest first")] = 20) -> None:
+    """List recorded runs: as_of, outcome, rows read and rejected, rulebook version."""
+    from retainer.project import Project
+    with Project(project).store() as store:
+        records = store.runs(limit)
+    table = Table(show_edge=False, padding=(0, 1))
+    for column in ("run", "kind", "as of", "status", "history", "read", "rejected", "secs",
+                   "rulebook", "commit"):
+        table.add_column(column, no_wrap=True, justify="right" if column in (
+            "run", "read", "rejected", "secs") else "left")
+    style = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}
+    for run in records:
+        moment = run.as_of.strftime("%Y-%m-%d" if run.as_of.time() == datetime.min.time()
+                                    else "%Y-%m-%d %H:%M")
+        table.add_row(str(run.run_id), run.kind, moment,
+                      Text(run.status, style=style.get(run.status, "dim")),
+                      "yes" if run.in_history else "–", f"{run.rows_read or 0:,}",
+                      f"{run.rows_rejected or 0:,}", f"{run.duration_s or 0:.1f}",
+                      run.rulebook_hash[:8], (run.git_commit or "–")[:8])
+    console.print(table if records else "no runs yet")
+
+
+@app.command()
+@friendly
+def history(entity_id: Annotated[str, typer.Argument(help="account id (or contact id)")],
+            project: ProjectOption = Path("."),
+            contact: Annotated[bool, typer.Option(help="a contact's history")] = False) -> None:
+    """The timeline of an account: every segment and tag it entered and left, and why."""
+    from retainer.project import Project
+    level = "contact" if contact else "account"
+    with Project(project).store() as store:
+        intervals = store.history(entity_id, level)
+        series = store.health_series(entity_id) if level == "account" else []
+    if not intervals:
+        console.print(f"no history for {level} '{entity_id}'")
+        raise typer.Exit(1)
+    table = Table(title=f"{level} {entity_id}", title_justify="left", show_edge=False)
+    for column in ("dimension", "segment", "from", "until", "why (when it entered)"):
+        table.add_column(column, overflow="fold")
+    for item in intervals:
+        reason = item.reason or {}
+        values = ", ".join(f"{k} = {value(v)}" for k, v in (reason.get("values") or {}).items())
+        table.add_row(item.dimension, item.segment, f"{item.entered_at:%Y-%m-%d}",
+                      f"{item.exited_at:%Y-%m-%d}" if item.exited_at else "now",
+                      Text(values, style="dim"))
+    console.print(table)
+    if series:
+        trend = "  ".join(f"{moment:%m-%d} {value(score)}" for moment, score, _ in series[-12:])
+        console.print(Text("health: " + trend))
+
+
+@app.command()
+@friendly
+def flows(start: Annotated[str, typer.Option("--from", help="first date")],
+          end: Annotated[str, typer.Option("--to", help="second date")],
+          project: ProjectOption = Path("."),
+          dimension: Annotated[str | None, typer.Option(help="one dimension (default all)")
+                               ] = None) -> None:
+    """How many accounts moved from each segment to each other between two dates."""
+    from retainer.project import Project
+    loaded = Project(project)
+    names = [dimension] if dimension else [
+        n for n, d in loaded.rulebook.dimensions.items() if d.entity == "account"]
+    with loaded.store() as store:
+        for name in names:
+            counts = store.flows(_moment(start), _moment(end), name)
+            table = Table(title=f"{name}: {start} → {end}", title_justify="left",
+                          show_edge=False)
+            counts = [(a or "(absent)", b or "(absent)", n) for a, b, n in counts]
+            targets = sorted({str(b) for _, b, _ in counts})
+            table.add_column("from \\ to")
+            for target in targets:
+                table.add_column(target, justify="right")
+            for origin in sorted({str(a) for a, _, _ in counts}):
+                cells = {str(b): n for a, b, n in counts if str(a) == origin}
+                table.add_row(origin, *(Text(f"{cells.get(t, 0):,}", style="bold" if
+                                             t != origin and cells.get(t) else "dim")
+                                        for t in targets))
+            console.print(table)
+
+
+@app.command()
+@friendly
+def backfill(start: Annotated[str, typer.Option("--from", help="first as_of")],
+             end: Annotated[str, typer.Option("--to", help="last as_of")],
+             project: ProjectOption = Path("."),
+             every: Annotated[str, typer.Option(help="step between dates, e.g. 7d")] = "7d",
+             replace: Annotated[bool, typer.Option(
+                 help="rebuild history from --from even if later runs exist")] = False
+             ) -> None:
+    """Fill history for past dates (sources are read once for all of them)."""
+    from retainer.project import Project
+    from retainer.rulebook.windows import parse_duration
+    try:
+        step = parse_duration(every)
+    except ValueError as exc:
+        from retainer.errors import RetainerError
+        raise RetainerError(str(exc)) from None
+    report = Project(project).backfill(_moment(start), _moment(end), step, replace)
+    undone = f"; {report.undone} later run(s) replaced" if report.undone else ""
+    console.print(f"[green]✓[/] {len(report.dates)} dates from {report.dates[0]:%Y-%m-%d} to "
+                  f"{report.dates[-1]:%Y-%m-%d} in {report.seconds:.1f}s{undone}")

@@ -1,0 +1,44 @@
+"""What the store needs from a database: statements, rows in, rows out, one transaction."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+Statement = exp.Expr | str  # a tree, or fixed SQL text written in DuckDB's dialect
+
+
+class Backend(ABC):
+    dialect: str
+    description: str
+
+    def render(self, statement: Statement) -> str:
+        tree = sqlglot.parse_one(statement, read="duckdb") if isinstance(statement, str) \
+            else statement
+        return tree.sql(dialect=self.dialect)
+
+    @abstractmethod
+    def execute(self, statement: Statement, parameters: Sequence[Any] = ()) -> None: ...
+
+    @abstractmethod
+    def fetch(self, statement: Statement, parameters: Sequence[Any] = ()
+              ) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def load(self, table: str, data: Any) -> None:
+        """Create temporary table `table` holding the rows of an Arrow table."""
+
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[None]: ...
+
+    @abstractmethod
+    def size_bytes(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

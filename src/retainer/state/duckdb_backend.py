@@ -1,0 +1,71 @@
+"""The default store: one DuckDB file. DuckDB's file lock lets one writer in at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from retainer.errors import RetainerError
+from retainer.state.backend import Backend, Statement
+
+
+class DuckDBBackend(Backend):
+    dialect = "duckdb"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = str(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.connection = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise RetainerError(f"the state store {path} is in use by another Retainer "
+                                    "process", hint="wait for it to finish, then try again"
+                                    ) from None
+            raise RetainerError(f"cannot open the state store {path}: {exc}",
+                                hint="is it a DuckDB database written by Retainer?") from None
+        except duckdb.Error as exc:
+            raise RetainerError(f"cannot open the state store {path}: {exc}",
+                                hint="is it a DuckDB database written by Retainer?") from None
+        self.connection.execute("SET TimeZone = 'UTC'")
+
+    def execute(self, statement: Statement, parameters: Sequence[Any] = ()) -> None:
+        self.connection.execute(self.render(statement), list(parameters))
+
+    def fetch(self, statement: Statement, parameters: Sequence[Any] = ()
+              ) -> list[tuple[Any, ...]]:
+        return self.connection.execute(self.render(statement), list(parameters)).fetchall()
+
+    def load(self, table: str, data: Any) -> None:
+        self.connection.register("__incoming", data)
+        try:
+            create = exp.Create(this=exp.to_table(table), kind="TABLE", replace=True,
+                                expression=exp.select(exp.Star()).from_("__incoming"),
+                                properties=exp.Properties(expressions=[
+                                    exp.TemporaryProperty()]))
+            self.connection.execute(create.sql(self.dialect))
+        finally:
+            self.connection.unregister("__incoming")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def size_bytes(self) -> int:
+        self.connection.execute("CHECKPOINT")
+        return self.path.stat().st_size
+
+    def close(self) -> None:
+        self.connection.close()

@@ -1,0 +1,261 @@
+"""Runs, membership history as intervals, health per run — behind one interface.
+
+History is a timeline ordered by `as_of`. A membership is an interval [entered_at, exited_at)
+of run times: a run that sees the same segment as before rewrites nothing, so history grows
+with changes, not with runs. A run at the latest recorded as_of replaces that run's
+observations; a run at an earlier as_of is recorded and published but leaves history alone
+(`backfill --replace` rebuilds history from a past date).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlglot import exp
+
+from retainer.errors import RetainerError
+from retainer.state.backend import Backend
+from retainer.state.schema import CURRENT_VERSION, MIGRATIONS
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: int
+    kind: str
+    as_of: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    rulebook_hash: str
+    git_commit: str | None
+    engine: str
+    rows_read: int | None
+    rows_rejected: int | None
+    duration_s: float | None
+    error: str | None
+    in_history: bool
+
+
+@dataclass(frozen=True)
+class Interval:
+    level: str
+    entity_id: str
+    dimension: str
+    segment: str
+    entered_at: datetime
+    exited_at: datetime | None
+    rulebook_hash: str
+    reason: dict[str, Any] | None
+
+
+class Store:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        try:
+            self.migrate()
+            # Holding the store means no other run is alive: a 'running' run was killed.
+            backend.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+        except BaseException:
+            backend.close()
+            raise
+
+    # --- schema --------------------------------------------------------------------------
+
+    def version(self) -> int:
+        exists = self.backend.fetch(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = "
+            "'retainer_schema' AND table_schema = current_schema()")
+        if not exists[0][0]:
+            return 0
+        rows = self.backend.fetch("SELECT max(version) FROM retainer_schema")
+        return int(rows[0][0] or 0)
+
+    def migrate(self, target: int = CURRENT_VERSION) -> None:
+        found = self.version()
+        if found > CURRENT_VERSION:
+            raise RetainerError(
+                f"the state store {self.backend.description} was written by a newer Retainer "
+                f"(schema version {found}; this version knows {CURRENT_VERSION})",
+                hint="upgrade Retainer; the store has not been changed")
+        if found == 0:
+            self.backend.execute("CREATE TABLE IF NOT EXISTS retainer_schema "
+                                 "(version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
+        for version in range(found + 1, target + 1):
+            with self.backend.transaction():
+                for statement in MIGRATIONS[version - 1]:
+                    self.backend.execute(statement)
+                self.backend.execute("INSERT INTO retainer_schema VALUES (?, current_timestamp)",
+                                     [version])
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def begin_run(self, kind: str, as_of: datetime, rulebook_hash: str, git_commit: str | None,
+                  engine: str, rulebook_files: dict[str, str], started_at: datetime) -> int:
+        with self.backend.transaction():
+            run_id = int(self.backend.fetch("SELECT coalesce(max(run_id), 0) + 1 FROM runs")
+                         [0][0])
+            self.backend.execute(
+                "INSERT INTO runs (run_id, kind, as_of, started_at, status, rulebook_hash, "
+                "git_commit, engine, in_history, rulebook_files) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?, FALSE, ?)",
+                [run_id, kind, as_of, started_at, rulebook_hash, git_commit, engine,
+                 json.dumps(rulebook_files)])
+        return run_id
+
+    def fail_run(self, run_id: int, error: str, finished_at: datetime) -> None:
+        self.backend.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ? "
+                             "WHERE run_id = ?", [error[:2000], finished_at, run_id])
+
+    def latest_as_of(self) -> datetime | None:
+        rows = self.backend.fetch("SELECT max(as_of) FROM runs WHERE in_history")
+        value = rows[0][0]
+        return value if isinstance(value, datetime) else None
+
+    def record(self, run_id: int, as_of: datetime, memberships: Any, health: Any,
+               components: Sequence[str], quality: Sequence[Sequence[Any]], rulebook_hash: str,
+               finished_at: datetime, duration_s: float) -> bool:
+        """Store one finished run in a single transaction. Returns whether history moved."""
+        latest = self.latest_as_of()
+        into_history = latest is None or as_of >= latest
+        self.backend.load("incoming_memberships", memberships)
+        self.backend.load("incoming_health", health)
+        with self.backend.transaction():
+            if into_history:
+                if latest is not None and as_of == latest:
+                    self._rewind(as_of, inclusive=True)
+                self._apply(run_id, as_of, rulebook_hash)
+            self.backend.execute(
+                "INSERT INTO health (run_id, entity_id, score, band, components) "
+                "SELECT ?, entity_id, score, band, components FROM incoming_health", [run_id])
+            for row in quality:
+                self.backend.execute("INSERT INTO quality VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                     [run_id, *row])
+            read = sum(int(row[1]) for row in quality)
+            rejected = sum(int(row[2]) + int(row[3]) + int(row[4]) + int(row[5])
+                           for row in quality)
+            self.backend.execute(
+                "UPDATE runs SET status = 'succeeded', finished_at = ?, duration_s = ?, "
+                "rows_read = ?, rows_rejected = ?, in_history = ?, health_components = ? "
+                "WHERE run_id = ?", [finished_at, duration_s, read, rejected, into_history,
+                                     json.dumps(list(components)), run_id])
+        return into_history
+
+    def rewind(self, as_of: datetime) -> int:
+        """Drop history from `as_of` on (for a backfill that rebuilds it). Returns runs undone."""
+        with self.backend.transaction():
+            return self._rewind(as_of, inclusive=True)
+
+    def _rewind(self, as_of: datetime, inclusive: bool) -> int:
+        undone = [int(r[0]) for r in self.backend.fetch(
+            "SELECT run_id FROM runs WHERE in_history AND as_of >= ?", [as_of])]
+        self.backend.execute("DELETE FROM memberships WHERE entered_at >= ?", [as_of])
+        self.backend.execute("UPDATE memberships SET exited_at = NULL, exited_run = NULL "
+                             "WHERE exited_at >= ?", [as_of])
+        self.backend.execute("UPDATE runs SET in_history = FALSE, status = 'superseded' "
+                             "WHERE in_history AND as_of >= ?", [as_of])
+        self.backend.execute("DELETE FROM health WHERE run_id IN (SELECT run_id FROM runs "
+                             "WHERE status = 'superseded')")
+        return len(undone)
+
+    def _apply(self, run_id: int, as_of: datetime, rulebook_hash: str) -> None:
+        # Close what this run no longer sees, then open what was not open: unchanged
+        # memberships are not touched at all.
+        self.backend.execute(
+            "UPDATE memberships SET exited_at = ?, exited_run = ? WHERE exited_at IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM incoming_memberships i "
+            "WHERE i.level = memberships.level AND i.entity_id = memberships.entity_id "
+            "AND i.dimension = memberships.dimension AND i.segment = memberships.segment)",
+            [as_of, run_id])
+        self.backend.execute(
+            "INSERT INTO memberships (level, entity_id, dimension, segment, entered_at, "
+            "exited_at, entered_run, exited_run, rulebook_hash, reason) "
+            "SELECT i.level, i.entity_id, i.dimension, i.segment, ?, NULL, ?, NULL, ?, i.reason "
+            "FROM incoming_memberships i WHERE NOT EXISTS (SELECT 1 FROM memberships m "
+            "WHERE m.exited_at IS NULL AND m.level = i.level AND m.entity_id = i.entity_id "
+            "AND m.dimension = i.dimension AND m.segment = i.segment)",
+            [as_of, run_id, rulebook_hash])
+
+    # --- reading -------------------------------------------------------------------------
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        rows = self.backend.fetch(
+            exp.select(*RunRecord.__dataclass_fields__).from_("runs")
+            .order_by(exp.Ordered(this=exp.column("run_id"), desc=True)).limit(limit))
+        return [RunRecord(*row) for row in rows]
+
+    def run(self, run_id: int) -> RunRecord:
+        rows = self.backend.fetch(exp.select(*RunRecord.__dataclass_fields__).from_("runs")
+                                  .where(exp.column("run_id").eq(exp.Placeholder())), [run_id])
+        if not rows:
+            raise RetainerError(f"no run {run_id} in the state store",
+                                hint="'retainer runs' lists them")
+        return RunRecord(*rows[0])
+
+    def rulebook_files(self, run_id: int) -> dict[str, str]:
+        self.run(run_id)
+        rows = self.backend.fetch("SELECT rulebook_files FROM runs WHERE run_id = ?", [run_id])
+        files: dict[str, str] = json.loads(rows[0][0] or "{}")
+        return files
+
+    def history(self, entity_id: str, level: str = "account") -> list[Interval]:
+        rows = self.backend.fetch(
+            "SELECT level, entity_id, dimension, segment, entered_at, exited_at, "
+            "rulebook_hash, reason FROM memberships WHERE entity_id = ? AND level = ? "
+            "ORDER BY dimension, entered_at", [entity_id, level])
+        return [Interval(str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], r[5], str(r[6]),
+                         json.loads(r[7]) if r[7] else None) for r in rows]
+
+    def health_series(self, entity_id: str) -> list[tuple[datetime, float | None, str | None]]:
+        rows = self.backend.fetch(
+            "SELECT r.as_of, h.score, h.band FROM health h JOIN runs r ON r.run_id = h.run_id "
+            "WHERE h.entity_id = ? AND r.in_history ORDER BY r.as_of", [entity_id])
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def members_at(self, moment: datetime, dimension: str, level: str = "account"
+                   ) -> dict[str, str]:
+        """Each entity's segment in `dimension` as history knew it at `moment`."""
+        rows = self.backend.fetch(
+            "SELECT entity_id, segment FROM memberships WHERE dimension = ? AND level = ? "
+            "AND entered_at <= ? AND (exited_at IS NULL OR exited_at > ?)",
+            [dimension, level, moment, moment])
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def flows(self, start: datetime, end: datetime, dimension: str, level: str = "account"
+              ) -> list[tuple[str | None, str | None, int]]:
+        """How many entities went from each segment at `start` to each segment at `end`."""
+        at_start = self.members_at(start, dimension, level)
+        at_end = self.members_at(end, dimension, level)
+        counts: dict[tuple[str | None, str | None], int] = {}
+        for entity in at_start.keys() | at_end.keys():
+            key = (at_start.get(entity), at_end.get(entity))
+            counts[key] = counts.get(key, 0) + 1
+        return sorted(((a, b, n) for (a, b), n in counts.items()),
+                      key=lambda item: (str(item[0]), str(item[1])))
+
+    def transitions(self, run_id: int) -> list[tuple[str, str, str, str]]:
+        """(entity, dimension, change, segment) for every entry and exit a run recorded."""
+        rows = self.backend.fetch(
+            "SELECT entity_id, dimension, 'entered', segment FROM memberships "
+            "WHERE entered_run = ? UNION ALL SELECT entity_id, dimension, 'exited', segment "
+            "FROM memberships WHERE exited_run = ? ORDER BY 1, 2, 3", [run_id, run_id])
+        return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
+
+    def open_memberships(self, dimensions: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Current (open) memberships of the given dimensions: level, entity, dimension,
+        segment, entered_at — what a state machine needs to decide the next stage."""
+        if not dimensions:
+            return []
+        query = (exp.select("level", "entity_id", "dimension", "segment", "entered_at")
+                 .from_("memberships")
+                 .where(exp.column("exited_at").is_(exp.null()))
+                 .where(exp.column("dimension").isin(*(exp.Placeholder() for _ in dimensions))))
+        return self.backend.fetch(query, list(dimensions))
+
+    def size_bytes(self) -> int:
+        return self.backend.size_bytes()
+
+    def close(self) -> None:
+        self.backend.close()
