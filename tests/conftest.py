@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -58,3 +60,30 @@ def demo_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSu
     root = tmp_path_factory.mktemp("demo") / "acme"
     summary = create_demo_project(root, accounts=300, seed=11, end=DEMO_END)
     return root, summary
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the local PostgreSQL server, dropped afterwards.
+
+    Skipped with instructions when no server is reachable, except under CI, where the
+    server is part of the machine and its absence is a failure.
+    """
+    import psycopg
+
+    try:
+        connection = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc}); start it with "
+                    "'pg_ctlcluster 15 main start'")
+    schema = f"retainer_test_{uuid.uuid4().hex[:10]}"
+    try:
+        yield f"{POSTGRES}?schema={schema}"
+    finally:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        connection.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlglot import exp
@@ -37,10 +38,21 @@ class RuleOutcome:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A state machine kept the previous stage instead of the one the rules gave."""
+
+    reason: str               # "min_days" or "transition"
+    candidate: str | None     # what the rules gave
+    since: datetime | None    # when the held stage was entered
+    rule: str                 # the state machine's rule, in words
+
+
+@dataclass(frozen=True)
 class DimensionOutcome:
     name: str
     segment: str | None
     rules: list[RuleOutcome]   # rules tried, in order, up to the one that matched
+    held: Hold | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,8 @@ def explain(engine: DuckDBEngine, entity_id: str, level: str = "account") -> Exp
                             or f"ids look like: {', '.join(candidates[:5])}")
     reasons = _row(engine, f"{level}_reasons", "__key", entity_id) or {}
     values = {**reasons, **row}
-    dimensions = [_dimension(name, rules, values) for name, rules in
+    machines = spec.get("state_machines", {})
+    dimensions = [_dimension(name, rules, values, machines.get(name)) for name, rules in
                   spec["dimensions"].items()]
     tags = [TagOutcome(name, bool(values.get(name)), tag["when"],
                        _clauses(tag["clauses"], values)) for name, tag in spec["tags"].items()]
@@ -111,9 +124,15 @@ def explain(engine: DuckDBEngine, entity_id: str, level: str = "account") -> Exp
                        row, traits, dimensions, tags, health)
 
 
-def _dimension(name: str, rules: list[dict[str, Any]], values: dict[str, Any]
-               ) -> DimensionOutcome:
+def _dimension(name: str, rules: list[dict[str, Any]], values: dict[str, Any],
+               machine: dict[str, Any] | None) -> DimensionOutcome:
     segment = values.get(name)
+    hold = values.get(f"__hold__{name}") if machine else None
+    held = None
+    if hold is not None and machine is not None:
+        held = _hold(hold, machine, segment, values.get(f"__cand__{name}"),
+                     values.get(f"__since__{name}"))
+        segment = held.candidate  # the rules below are the ones that gave the candidate
     tried: list[RuleOutcome] = []
     for rule in rules:
         matched = rule["segment"] == segment
@@ -124,7 +143,17 @@ def _dimension(name: str, rules: list[dict[str, Any]], values: dict[str, Any]
                                      _clauses(rule["clauses"], values)))
         if matched:
             break
-    return DimensionOutcome(name, segment, tried)
+    return DimensionOutcome(name, values.get(name), tried, held)
+
+
+def _hold(reason: str, machine: dict[str, Any], stage: Any, candidate: Any,
+          since: Any) -> Hold:
+    if reason == "min_days":
+        rule = f"'{stage}' lasts at least {machine['min_days'].get(stage)} days"
+    else:
+        allowed = ", ".join(machine["transitions"].get(stage) or []) or "nothing"
+        rule = f"'{stage}' may only move to {allowed}"
+    return Hold(reason, candidate, since, rule)
 
 
 def _clauses(specs: list[dict[str, Any]], values: dict[str, Any]) -> list[Clause]:

@@ -110,6 +110,12 @@ def explanation(console: Console, item: Explanation) -> None:
             parts.append(Text(f"  {'→' if rule.matched else ' '} {rule.segment}: {verdict}"
                               f"{join}:", style="green" if rule.matched else "dim"))
             parts.extend(Text("      ") + _clause(c) for c in rule.clauses)
+        if dimension.held is not None:
+            held = dimension.held
+            since = f", entered {held.since:%Y-%m-%d}" if held.since else ""
+            parts.append(Text(f"  ⏸ held in '{value(dimension.segment)}': the rules give "
+                              f"'{value(held.candidate)}', but {held.rule}{since}",
+                              style="yellow"))
         console.print(Group(*parts))
     if item.tags:
         console.print(Text("tags", style="bold"))

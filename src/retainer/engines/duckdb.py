@@ -213,6 +213,12 @@ class DuckDBEngine(Engine):
         """Write the outputs in one transaction; the body sees them, and an exception in it
         (or a kill) leaves the previously published outputs in place."""
         connection = self.connection
+        if not temporary:  # temporary outputs of earlier dates would shadow the real ones
+            for step in plan.outputs():
+                stale = exp.Table(this=exp.to_identifier(step.name), db=exp.to_identifier(
+                    "main"), catalog=exp.to_identifier("temp"))
+                connection.execute(exp.Drop(tables=[stale], kind="TABLE", exists=True
+                                            ).sql(DIALECT))
         connection.execute("BEGIN TRANSACTION")
         try:
             for step in plan.outputs():

@@ -14,11 +14,13 @@ from sqlglot import exp
 from retainer.errors import RetainerError
 from retainer.state.backend import Backend, Statement
 
-_ARROW_TYPES = {"string": "TEXT", "large_string": "TEXT", "double": "DOUBLE PRECISION",
-                "int64": "BIGINT", "int32": "INTEGER", "bool": "BOOLEAN",
-                "timestamp[us]": "TIMESTAMP", "timestamp[ms]": "TIMESTAMP",
-                "timestamp[s]": "TIMESTAMP", "timestamp[ns]": "TIMESTAMP",
-                "list<item: double>": "DOUBLE PRECISION[]"}
+
+def _postgres_type(arrow_type: Any) -> str:
+    import pyarrow as pa
+    checks = ((pa.types.is_floating, "DOUBLE PRECISION"), (pa.types.is_integer, "BIGINT"),
+              (pa.types.is_boolean, "BOOLEAN"), (pa.types.is_timestamp, "TIMESTAMP"),
+              (pa.types.is_list, "DOUBLE PRECISION[]"))
+    return next((kind for check, kind in checks if check(arrow_type)), "TEXT")
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -72,10 +74,9 @@ class PostgresBackend(Backend):
 
     def load(self, table: str, data: Any) -> None:
         from psycopg import sql
-        columns = [(field.name, _ARROW_TYPES.get(str(field.type), "TEXT"))
-                   for field in data.schema]
+        columns = [(field.name, _postgres_type(field.type)) for field in data.schema]
         target = exp.to_table(table)
-        self.execute(exp.Drop(this=target, kind="TABLE", exists=True))
+        self.execute(exp.Drop(tables=[target], kind="TABLE", exists=True))
         definition = exp.Schema(this=target.copy(), expressions=[
             exp.ColumnDef(this=exp.to_identifier(name, quoted=True),
                           kind=exp.DataType.build(kind, dialect=self.dialect))

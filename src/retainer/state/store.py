@@ -21,6 +21,7 @@ from retainer.errors import RetainerError
 from retainer.state.backend import Backend
 from retainer.state.schema import CURRENT_VERSION, MIGRATIONS
 
+
 @dataclass(frozen=True)
 class RunRecord:
     run_id: int

@@ -1,0 +1,202 @@
+"""`retainer diff`: who moves if this rulebook change ships — the impact diff.
+
+`retainer.cli.main` registers `diff` with `app.command(name="diff")(diff)`. This module imports
+`main` (for `friendly` and the consoles) only when the command runs, so main.py may import it
+at any point without an import cycle; heavy modules (duckdb, the compiler) load late too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from retainer.diff import Cell, Impact, RuleReason, SideReason
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def diff(
+        project: Annotated[Path, typer.Option("--project", "-p", help="project directory",
+                                              file_okay=False)] = Path("."),
+        against: Annotated[str, typer.Option(
+            "--against", metavar="GIT_REF",
+            help="the old rulebook: a commit, branch or tag")] = "HEAD",
+        as_of: Annotated[str | None, typer.Option(
+            "--as-of", help="evaluate both versions as of this UTC date or time (a date "
+                            "means its midnight); default: now")] = None,
+        output_format: Annotated[Format, typer.Option(
+            "--format", help="table (terminal), json (machine-readable, to stdout) or "
+                             "markdown (a pull-request comment)")] = Format.table,
+        samples: Annotated[int, typer.Option(
+            "--samples", min=0, metavar="N",
+            help="sample entities, with both versions' reasons, per moved from → to "
+                 "cell")] = 3,
+        fail_if_moved: Annotated[int | None, typer.Option(
+            "--fail-if-moved", min=0, metavar="N",
+            help="exit 1 when more than N entities change segment in any dimension "
+                 "(a CI gate)")] = None,
+) -> None:
+    """Show who moves between the committed rulebook and the working tree, on today's data."""
+    from retainer.cli.main import friendly
+    friendly(_diff)(project, against, as_of, output_format, samples, fail_if_moved)
+
+
+def _diff(project: Path, against: str, as_of: str | None, output_format: Format,
+          samples: int, fail_if_moved: int | None) -> None:
+    from retainer import diff as impact_diff
+    from retainer.cli.main import console, errors
+    from retainer.project import parse_as_of
+    moment = parse_as_of(as_of)
+    try:
+        new = impact_diff.working_tree_rulebook(project)
+        old = impact_diff.rulebook_at_git_ref(project, against)
+        with errors.status(f"running the rulebook at {escape(against)} and the working tree"):
+            impact = impact_diff.compare(old, new, moment, samples, old_label=against,
+                                         new_label="working tree")
+    except impact_diff.InvalidRulebook as exc:
+        version = "old" if exc.side == "old" else "new"
+        errors.print(f"[bold red]the {version} rulebook ({escape(exc.label)}) is invalid[/]",
+                     highlight=False)
+        raise
+    if output_format is Format.json:
+        sys.stdout.write(impact_diff.impact_json(impact))
+    elif output_format is Format.markdown:
+        sys.stdout.write(impact_diff.impact_markdown(impact))
+    else:
+        render_impact(console, impact)
+    if fail_if_moved is not None:
+        reasons = impact_diff.gate(impact, fail_if_moved)
+        if reasons:
+            errors.print(f"[bold red]failing (--fail-if-moved {fail_if_moved}):[/]",
+                         highlight=False)
+            for reason in reasons:
+                errors.print(f"  {escape(reason)}", highlight=False)
+            raise typer.Exit(1)
+        errors.print(f"[green]✓[/] no dimension moves more than {fail_if_moved:,} entities",
+                     highlight=False)
+
+
+# --- the terminal rendering --------------------------------------------------------------------
+
+def render_impact(console: Console, impact: Impact) -> None:
+    console.print(f"[bold]Impact of the working tree against {escape(impact.old_label)}[/], "
+                  f"as of {impact.as_of:%Y-%m-%d %H:%M} UTC "
+                  f"[dim](rulebook {impact.old_hash} → {impact.new_hash})[/]", highlight=False)
+    console.print(Text(impact.summary, style="bold"))
+    quiet: list[str] = []
+    for dimension in impact.dimensions:
+        if dimension.status == "unchanged":
+            quiet.append(dimension.name)
+            continue
+        title = (f"{dimension.name} ({dimension.level}s, {dimension.status}): "
+                 f"{dimension.moved:,} moved")
+        console.print(_matrix(dimension.cells, dimension.order, title))
+        notes = [f"segments added: {', '.join(dimension.segments_added)}"
+                 if dimension.segments_added else "",
+                 f"segments removed: {', '.join(dimension.segments_removed)}"
+                 if dimension.segments_removed and dimension.status == "changed" else ""]
+        for note in filter(None, notes):
+            console.print(Text(f"  {note}", style="dim"))
+    if quiet:
+        console.print(Text(f"no moves in {', '.join(quiet)}", style="dim"))
+    tags = [t for t in impact.tags if t.status != "unchanged"]
+    if tags:
+        table = Table(title="tags", title_justify="left", show_edge=False)
+        for column in ("tag", "level", "status", "before", "after", "gained", "lost"):
+            table.add_column(column, justify="left" if column in ("tag", "level", "status")
+                             else "right")
+        for tag in tags:
+            table.add_row(tag.name, tag.level, tag.status, f"{tag.old_count:,}",
+                          f"{tag.new_count:,}", Text(f"+{tag.gained:,}", style="green"),
+                          Text(f"−{tag.lost:,}", style="red"))
+        console.print(table)
+    health = impact.health
+    if health is not None and health.status != "unchanged":
+        console.print(_matrix(health.cells, health.bands,
+                              f"health bands ({health.status}): {health.band_moved:,} moved"))
+        console.print(Text(
+            f"  {health.score_changed:,} scores changed; mean |Δ| "
+            f"{_value(health.mean_abs_change)}, max |Δ| {_value(health.max_abs_change)}",
+            style="dim"))
+    for dimension in impact.dimensions:
+        for sample in dimension.samples:
+            console.print(Text.assemble(
+                (f"{dimension.level} {sample.entity_id}", "bold"),
+                f" — {dimension.name}: ", (_value(sample.from_segment), "cyan"), " → ",
+                (_value(sample.to_segment), "bold cyan")))
+            _side(console, "before", sample.old)
+            _side(console, "after", sample.new)
+
+
+def _matrix(cells: Sequence[Cell], order: Sequence[str], title: str) -> Table:
+    from retainer.diff import matrix_axes
+    rows, columns = matrix_axes(cells, order)
+    counts = {(c.from_segment, c.to_segment): c for c in cells}
+    table = Table(title=title, title_justify="left", show_edge=False, show_footer=True)
+    table.add_column("before ＼ after", footer="moved in")
+    for column in columns:
+        moved_in = sum(c.count for c in cells if c.to_segment == column and c.moved)
+        table.add_column(_value(column), justify="right", footer=_blank(moved_in))
+    total = sum(c.count for c in cells if c.moved)
+    table.add_column("moved out", justify="right", footer=Text(f"{total:,}", style="bold"))
+    for row in rows:
+        values: list[Text] = []
+        for column in columns:
+            cell = counts.get((row, column))
+            if cell is None or not cell.count:
+                values.append(Text(""))
+            else:
+                values.append(Text(f"{cell.count:,}", style="bold yellow" if cell.moved
+                                   else "dim"))
+        out = sum(c.count for c in cells if c.from_segment == row and c.moved)
+        table.add_row(_value(row), *values, _blank(out))
+    return table
+
+
+def _side(console: Console, label: str, side: SideReason) -> None:
+    console.print(Text.assemble(f"  {label} → ", (_value(side.segment), "cyan")))
+    for rule in (side.passed_over, side.matched):
+        if rule is not None:
+            _rule(console, rule)
+
+
+def _rule(console: Console, rule: RuleReason) -> None:
+    verdict = "matched" if rule.matched else "did not match"
+    head = f"      {'→' if rule.matched else '✗'} {rule.segment}: {verdict}"
+    style = "green" if rule.matched else "dim"
+    if rule.when is None:
+        console.print(Text(f"{head} (else: no earlier rule matched)", style=style))
+        return
+    console.print(Text(head, style=style))
+    for clause in rule.clauses:
+        mark, mark_style = {True: ("✓", "green"), False: ("✗", "red"),
+                            None: ("?", "yellow")}[clause.value]
+        text = Text(f"          {mark} ", style=mark_style)
+        text.append(clause.text)
+        uses = ", ".join(f"{name} = {_value(v)}" for name, v in clause.values)
+        if uses:
+            text.append(f"   ({uses})", style="dim")
+        console.print(text)
+
+
+def _blank(count: int) -> str:
+    return f"{count:,}" if count else ""
+
+
+def _value(item: object) -> str:
+    from retainer.diff import format_value
+    return format_value(item)
