@@ -62,10 +62,12 @@ def test_invalid_rulebook_exits_2_with_file_and_line(project: Path, tmp_path: Pa
     subprocess.run(["cp", "-r", str(project), str(broken)], check=True)
     segments = broken / "rulebook" / "segments.yml"
     segments.write_text(segments.read_text().replace("tenure_days <= 30", "tenure_dys <= 30"))
+    line = next(n for n, text in enumerate(segments.read_text().splitlines(), 1)
+                if "tenure_dys" in text)
     for command in ("validate", "run"):
         done = retainer(command, "-p", broken, ok=False)
         assert done.returncode == 2
-        assert "segments.yml:5:" in done.stderr
+        assert f"segments.yml:{line}:" in done.stderr
         assert "did you mean 'tenure_days'?" in done.stderr
 
 

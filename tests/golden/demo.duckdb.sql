@@ -354,6 +354,8 @@ WITH base AS (
     e.owner AS account__owner,
     e.seats_purchased AS account__seats_purchased,
     e.created_at AS account__created_at,
+    previous_lifecycle.segment AS __prev__lifecycle,
+    previous_lifecycle.entered_at AS __since__lifecycle,
     COALESCE(agg_events.logins_30d, 0) AS logins_30d,
     COALESCE(agg_events.logins_prev_30d, 0) AS logins_prev_30d,
     COALESCE(agg_events.active_days_30d, 0) AS active_days_30d,
@@ -380,6 +382,10 @@ WITH base AS (
     ON agg_subscriptions.__account = e.__account
   LEFT JOIN agg_contacts
     ON agg_contacts.__account = e.__account
+  LEFT JOIN previous_state AS previous_lifecycle
+    ON previous_lifecycle.entity_id = e.__account
+    AND previous_lifecycle.dimension = 'lifecycle'
+    AND previous_lifecycle.level = 'account'
 ), layer_1 AS (
   SELECT
     *,
@@ -631,6 +637,248 @@ WITH base AS (
       )
       THEN 'activated'
       ELSE 'dormant'
+    END AS __cand__lifecycle,
+    CASE
+      WHEN (
+        NOT __prev__lifecycle IS NULL
+        AND CASE
+          WHEN (
+            NOT cancelled_at IS NULL
+          )
+          THEN 'lapsed'
+          WHEN (
+            tenure_days <= 30
+          )
+          THEN 'new'
+          WHEN (
+            health_band = 'red'
+          ) OR (
+            days_since_seen > 30
+          )
+          THEN 'at_risk'
+          WHEN (
+            active_days_30d >= 12
+          ) AND (
+            features_90d >= 5
+          )
+          THEN 'power_user'
+          WHEN (
+            features_90d >= 2
+          )
+          THEN 'activated'
+          ELSE 'dormant'
+        END IS DISTINCT FROM __prev__lifecycle
+      )
+      AND (
+        __prev__lifecycle = 'at_risk'
+        AND DATE_DIFF(
+          'DAY',
+          CAST(__since__lifecycle AS DATE),
+          CAST(CAST('2026-12-01 00:00:00' AS TIMESTAMP) AS DATE)
+        ) < 14
+      )
+      THEN 'min_days'
+      WHEN (
+        NOT __prev__lifecycle IS NULL
+        AND CASE
+          WHEN (
+            NOT cancelled_at IS NULL
+          )
+          THEN 'lapsed'
+          WHEN (
+            tenure_days <= 30
+          )
+          THEN 'new'
+          WHEN (
+            health_band = 'red'
+          ) OR (
+            days_since_seen > 30
+          )
+          THEN 'at_risk'
+          WHEN (
+            active_days_30d >= 12
+          ) AND (
+            features_90d >= 5
+          )
+          THEN 'power_user'
+          WHEN (
+            features_90d >= 2
+          )
+          THEN 'activated'
+          ELSE 'dormant'
+        END IS DISTINCT FROM __prev__lifecycle
+      )
+      AND (
+        __prev__lifecycle = 'lapsed'
+        AND COALESCE(
+          NOT CASE
+            WHEN (
+              NOT cancelled_at IS NULL
+            )
+            THEN 'lapsed'
+            WHEN (
+              tenure_days <= 30
+            )
+            THEN 'new'
+            WHEN (
+              health_band = 'red'
+            ) OR (
+              days_since_seen > 30
+            )
+            THEN 'at_risk'
+            WHEN (
+              active_days_30d >= 12
+            ) AND (
+              features_90d >= 5
+            )
+            THEN 'power_user'
+            WHEN (
+              features_90d >= 2
+            )
+            THEN 'activated'
+            ELSE 'dormant'
+          END IN ('new'),
+          TRUE
+        )
+      )
+      THEN 'transition'
+      ELSE NULL
+    END AS __hold__lifecycle,
+    CASE
+      WHEN NOT CASE
+        WHEN (
+          NOT __prev__lifecycle IS NULL
+          AND CASE
+            WHEN (
+              NOT cancelled_at IS NULL
+            )
+            THEN 'lapsed'
+            WHEN (
+              tenure_days <= 30
+            )
+            THEN 'new'
+            WHEN (
+              health_band = 'red'
+            ) OR (
+              days_since_seen > 30
+            )
+            THEN 'at_risk'
+            WHEN (
+              active_days_30d >= 12
+            ) AND (
+              features_90d >= 5
+            )
+            THEN 'power_user'
+            WHEN (
+              features_90d >= 2
+            )
+            THEN 'activated'
+            ELSE 'dormant'
+          END IS DISTINCT FROM __prev__lifecycle
+        )
+        AND (
+          __prev__lifecycle = 'at_risk'
+          AND DATE_DIFF(
+            'DAY',
+            CAST(__since__lifecycle AS DATE),
+            CAST(CAST('2026-12-01 00:00:00' AS TIMESTAMP) AS DATE)
+          ) < 14
+        )
+        THEN 'min_days'
+        WHEN (
+          NOT __prev__lifecycle IS NULL
+          AND CASE
+            WHEN (
+              NOT cancelled_at IS NULL
+            )
+            THEN 'lapsed'
+            WHEN (
+              tenure_days <= 30
+            )
+            THEN 'new'
+            WHEN (
+              health_band = 'red'
+            ) OR (
+              days_since_seen > 30
+            )
+            THEN 'at_risk'
+            WHEN (
+              active_days_30d >= 12
+            ) AND (
+              features_90d >= 5
+            )
+            THEN 'power_user'
+            WHEN (
+              features_90d >= 2
+            )
+            THEN 'activated'
+            ELSE 'dormant'
+          END IS DISTINCT FROM __prev__lifecycle
+        )
+        AND (
+          __prev__lifecycle = 'lapsed'
+          AND COALESCE(
+            NOT CASE
+              WHEN (
+                NOT cancelled_at IS NULL
+              )
+              THEN 'lapsed'
+              WHEN (
+                tenure_days <= 30
+              )
+              THEN 'new'
+              WHEN (
+                health_band = 'red'
+              ) OR (
+                days_since_seen > 30
+              )
+              THEN 'at_risk'
+              WHEN (
+                active_days_30d >= 12
+              ) AND (
+                features_90d >= 5
+              )
+              THEN 'power_user'
+              WHEN (
+                features_90d >= 2
+              )
+              THEN 'activated'
+              ELSE 'dormant'
+            END IN ('new'),
+            TRUE
+          )
+        )
+        THEN 'transition'
+        ELSE NULL
+      END IS NULL
+      THEN __prev__lifecycle
+      ELSE CASE
+        WHEN (
+          NOT cancelled_at IS NULL
+        )
+        THEN 'lapsed'
+        WHEN (
+          tenure_days <= 30
+        )
+        THEN 'new'
+        WHEN (
+          health_band = 'red'
+        ) OR (
+          days_since_seen > 30
+        )
+        THEN 'at_risk'
+        WHEN (
+          active_days_30d >= 12
+        ) AND (
+          features_90d >= 5
+        )
+        THEN 'power_user'
+        WHEN (
+          features_90d >= 2
+        )
+        THEN 'activated'
+        ELSE 'dormant'
+      END
     END AS lifecycle
   FROM layer_3
 )
@@ -803,6 +1051,8 @@ SELECT
   __r__lifecycle__3__0 AS __r__lifecycle__3__0,
   __r__lifecycle__3__1 AS __r__lifecycle__3__1,
   __r__lifecycle__4__0 AS __r__lifecycle__4__0,
+  __cand__lifecycle AS __cand__lifecycle,
+  __hold__lifecycle AS __hold__lifecycle,
   __r__nps_group__0__0 AS __r__nps_group__0__0,
   __r__nps_group__1__0 AS __r__nps_group__1__0,
   __r__nps_group__2__0 AS __r__nps_group__2__0,
@@ -817,6 +1067,8 @@ SELECT
   __t__exec_sponsor_engaged__0 AS __t__exec_sponsor_engaged__0,
   __t__activation_overdue__0 AS __t__activation_overdue__0,
   __t__activation_overdue__1 AS __t__activation_overdue__1,
+  __prev__lifecycle,
+  __since__lifecycle,
   account__tier
 FROM run_account;
 
