@@ -16,7 +16,7 @@ import posixpath
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -41,6 +41,8 @@ else:
     from pathlib import PosixPath as _ConcretePath
 
 Level = Literal["account", "contact"]
+# Open memberships (level, entity_id, dimension, segment, entered_at) of some dimensions.
+History = Callable[[Sequence[str]], Sequence[Sequence[Any]]]
 Side = Literal["old", "new"]
 Status = Literal["changed", "unchanged", "added", "removed"]
 LEVELS: tuple[Level, ...] = ("account", "contact")
@@ -81,13 +83,23 @@ class RuleReason:
 
 
 @dataclass(frozen=True)
+class Held:
+    """A state machine kept the entity's stage from history instead of the rules' choice."""
+
+    reason: str                # "min_days" or "transition"
+    candidate: str | None      # what the rules alone gave
+    rule: str                  # the state machine's rule, in words
+
+
+@dataclass(frozen=True)
 class SideReason:
-    """One version's verdict: the rule that matched, and the rule of the other version's
-    segment when this version tried it and it did not match."""
+    """One version's verdict: the rule that matched, the rule of the other version's segment
+    when this version tried it and it did not match, and a state machine's hold if any."""
 
     segment: str | None
     matched: RuleReason | None
     passed_over: RuleReason | None
+    held: Held | None = None
 
 
 @dataclass(frozen=True)
@@ -328,7 +340,8 @@ def rulebook_from_files(files: Mapping[str, str], data_root: Path,
             raise type(exc)(problem.message, hint=problem.hint,
                             location=problem.location) from None
     return dataclasses.replace(rulebook, root=Path(data_root).resolve(),
-                               origins=relabel.origins(rulebook.origins))
+                               origins=relabel.origins(rulebook.origins),
+                               files=tuple(relabel.path(f) for f in rulebook.files))
 
 
 @dataclass
@@ -435,14 +448,33 @@ class _Run:
 
 
 @contextmanager
+def stored_history(rulebook: Rulebook) -> Iterator[History | None]:
+    """The open stages the project's state store holds — what its next run starts from — or
+    None when there is no store yet (the diff never creates one)."""
+    spec = rulebook.config.state
+    if not spec.startswith(("postgresql://", "postgres://")) and not rulebook.path(
+            spec).exists():
+        yield None
+        return
+    from retainer.state import open_store
+    store = open_store(spec, rulebook.root)
+    try:
+        yield store.open_memberships
+    finally:
+        store.close()
+
+
+@contextmanager
 def _evaluated(rulebook: Rulebook, side: Side, label: str, as_of: datetime,
-               clock: datetime) -> Iterator[_Run]:
+               clock: datetime, history: History | None) -> Iterator[_Run]:
     engine = DuckDBEngine()
     try:
         try:
             plan = compile_plan(rulebook, engine.attach_sources(rulebook), as_of, clock)
         except ValidationError as exc:
             raise _as_side(side, label, exc) from None
+        if history is not None and plan.state_machines:
+            engine.load_previous_state(history(plan.state_machines))
         engine.execute(plan)
         engine.publish(plan, {"as_of": as_of.isoformat(sep=" "), "project":
                               rulebook.config.name, "rulebook_hash": rulebook.content_hash})
@@ -550,11 +582,16 @@ class _Comparison:
 
 
 def compare(old: Rulebook, new: Rulebook, as_of: datetime, samples: int = 3, *,
-            old_label: str = "old", new_label: str = "new") -> Impact:
-    """Evaluate both rulebooks on the same data at the same `as_of` and measure who moves."""
+            old_label: str = "old", new_label: str = "new",
+            history: History | None = None) -> Impact:
+    """Evaluate both rulebooks on the same data at the same `as_of` and measure who moves.
+
+    `history` gives the stages state machines start from (see `stored_history`); both sides
+    get the same, so a stage held by `min_days` is held in both. None: the rules decide alone.
+    """
     clock = utc_now()
-    with (_evaluated(old, "old", old_label, as_of, clock) as before,
-          _evaluated(new, "new", new_label, as_of, clock) as after):
+    with (_evaluated(old, "old", old_label, as_of, clock, history) as before,
+          _evaluated(new, "new", new_label, as_of, clock, history) as after):
         comparison = _Comparison(before, after)
         try:
             explained: dict[tuple[Side, Level, str], Explanation] = {}
@@ -655,7 +692,9 @@ def _side_reason(item: Explanation, dimension: str, other: str | None) -> SideRe
     outcome = next(d for d in item.dimensions if d.name == dimension)
     matched = next((r for r in outcome.rules if r.matched), None)
     passed = next((r for r in outcome.rules if not r.matched and r.segment == other), None)
-    return SideReason(outcome.segment, _reason(matched), _reason(passed))
+    held = outcome.held
+    return SideReason(outcome.segment, _reason(matched), _reason(passed), None if held is None
+                      else Held(held.reason, held.candidate, held.rule))
 
 
 def _reason(rule: RuleOutcome | None) -> RuleReason | None:
@@ -761,8 +800,11 @@ def _rule_dict(rule: RuleReason | None) -> dict[str, Any] | None:
 
 
 def _side_dict(side: SideReason) -> dict[str, Any]:
+    held = side.held
     return {"segment": side.segment, "matched": _rule_dict(side.matched),
-            "passed_over": _rule_dict(side.passed_over)}
+            "passed_over": _rule_dict(side.passed_over),
+            "held": None if held is None else {"reason": held.reason, "candidate":
+                                               held.candidate, "rule": held.rule}}
 
 
 def impact_dict(impact: Impact) -> dict[str, Any]:
@@ -851,6 +893,9 @@ def _markdown_rule(rule: RuleReason, verdict: str) -> str:
 
 def _markdown_side(side: SideReason) -> str:
     parts = []
+    if side.held is not None:
+        parts.append(f"held in {_code(side.segment)} ({side.held.rule}); the rules gave "
+                     f"{_code(side.held.candidate)}")
     if side.passed_over is not None:
         parts.append(_markdown_rule(side.passed_over, "did not match"))
     if side.matched is not None:
@@ -907,9 +952,10 @@ def impact_markdown(impact: Impact) -> str:
 
 
 __all__ = [
-    "Cell", "ClauseValue", "DimensionImpact", "HealthImpact", "Impact", "InvalidRulebook",
+    "Cell", "ClauseValue", "DimensionImpact", "HealthImpact", "Held", "History", "Impact",
+    "InvalidRulebook",
     "LevelTotal", "RuleReason", "Sample", "SideReason", "TagImpact", "compare",
     "files_at_git_ref", "format_value", "gate", "impact_dict", "impact_json",
     "impact_markdown", "matrix_axes", "rulebook_at_git_ref", "rulebook_from_files",
-    "summary_line", "working_tree_rulebook",
+    "stored_history", "summary_line", "working_tree_rulebook",
 ]

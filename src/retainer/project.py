@@ -162,7 +162,8 @@ class Project:
                              "backfill after the latest run")
                 undone = store.rewind(start)
             catalog = engine.attach_sources(self.rulebook)
-            engine.materialize_sources(self.rulebook)
+            used = compile_plan(self.rulebook, catalog, start, utc_now()).sources
+            engine.materialize_sources(self.rulebook, used, ("csv", "json", "parquet"))
             for index, moment in enumerate(dates):
                 run_id = self._begin(store, "backfill", moment)
                 try:
@@ -183,6 +184,7 @@ class Project:
                   catalog: Catalog, progress: Progress | None, final: bool,
                   started: float) -> tuple[Plan, bool]:
         plan = compile_plan(self.rulebook, catalog, as_of, utc_now())
+        engine.materialize_sources(self.rulebook, plan.sources)
         engine.load_previous_state(store.open_memberships(plan.state_machines))
         engine.execute(plan, progress)
         exports = self._write_exports(engine, plan) if final else {}

@@ -17,8 +17,15 @@ FROM (
   SELECT
     s.account_id AS __account,
     s.created_at AS __time,
-    *,
-    ROW_NUMBER() OVER (PARTITION BY s.account_id ORDER BY s.created_at DESC) AS __rank
+    s.name,
+    s.tier,
+    s.owner,
+    s.seats_purchased,
+    s.created_at,
+    ROW_NUMBER() OVER (
+      PARTITION BY s.account_id
+      ORDER BY s.created_at DESC, CAST(s.name AS TEXT) NULLS FIRST, CAST(s.tier AS TEXT) NULLS FIRST, CAST(s.industry AS TEXT) NULLS FIRST, CAST(s.region AS TEXT) NULLS FIRST, CAST(s.owner AS TEXT) NULLS FIRST, CAST(s.seats_purchased AS TEXT) NULLS FIRST, CAST(s.created_at AS TEXT) NULLS FIRST
+    ) AS __rank
   FROM src_accounts AS s
   WHERE
     NOT s.account_id IS NULL
@@ -35,8 +42,11 @@ FROM (
     s.contact_id AS __contact,
     COALESCE(ids.__account, s.account_id) AS __account,
     s.created_at AS __time,
-    *,
-    ROW_NUMBER() OVER (PARTITION BY s.contact_id ORDER BY s.created_at DESC) AS __rank
+    s.role,
+    ROW_NUMBER() OVER (
+      PARTITION BY s.contact_id
+      ORDER BY s.created_at DESC, CAST(s.account_id AS TEXT) NULLS FIRST, CAST(s.email AS TEXT) NULLS FIRST, CAST(s.name AS TEXT) NULLS FIRST, CAST(s.role AS TEXT) NULLS FIRST, CAST(s.country AS TEXT) NULLS FIRST, CAST(s.state AS TEXT) NULLS FIRST, CAST(s.created_at AS TEXT) NULLS FIRST
+    ) AS __rank
   FROM src_contacts AS s
   LEFT JOIN stg_identities AS ids
     ON ids.__alias = s.account_id
@@ -46,7 +56,7 @@ FROM (
 WHERE
   __rank = 1;
 
--- stg_events: rows with resolved ids and UTC time
+-- stg_events: events rows with resolved ids and UTC time, per account
 CREATE OR REPLACE VIEW stg_events AS
 SELECT
   COALESCE(ids.__account, s.account_id) AS __account,
@@ -61,7 +71,7 @@ LEFT JOIN stg_identities AS ids
 LEFT JOIN stg_contacts AS c
   ON c.__contact = s.user_id;
 
--- stg_tickets: rows with resolved ids and UTC time
+-- stg_tickets: tickets rows with resolved ids and UTC time, per account
 CREATE OR REPLACE VIEW stg_tickets AS
 SELECT
   COALESCE(ids.__account, s.account_id) AS __account,
@@ -73,7 +83,7 @@ FROM src_tickets AS s
 LEFT JOIN stg_identities AS ids
   ON ids.__alias = s.account_id;
 
--- stg_surveys: rows with resolved ids and UTC time
+-- stg_surveys: surveys rows with resolved ids and UTC time, per account
 CREATE OR REPLACE VIEW stg_surveys AS
 SELECT
   c.__account AS __account,
@@ -85,7 +95,7 @@ FROM src_surveys AS s
 LEFT JOIN stg_contacts AS c
   ON c.__contact = s.contact_id;
 
--- stg_subscriptions: rows with resolved ids and UTC time
+-- stg_subscriptions: subscriptions rows with resolved ids and UTC time, per account
 CREATE OR REPLACE VIEW stg_subscriptions AS
 SELECT
   COALESCE(ids.__account, s.account_id) AS __account,
@@ -95,6 +105,14 @@ SELECT
 FROM src_subscriptions AS s
 LEFT JOIN stg_identities AS ids
   ON ids.__alias = s.account_id;
+
+-- stg_events_by_contact: events rows with resolved ids and UTC time, per contact
+CREATE OR REPLACE VIEW stg_events_by_contact AS
+SELECT
+  s.user_id AS __contact,
+  s.ts AS __time,
+  s.*
+FROM src_events AS s;
 
 -- agg_events_by_contact: 2 trait(s) of events per contact, one pass
 CREATE OR REPLACE TABLE agg_events_by_contact AS
@@ -108,10 +126,17 @@ SELECT
     AND (
       name = 'login'
     )) AS contact_logins_30d,
-  COUNT(DISTINCT CAST(__time AS DATE)) FILTER(WHERE
-    __time > CAST('2026-11-01 00:00:00' AS TIMESTAMP)
-    AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS contact_active_days_30d
-FROM stg_events
+  COUNT(
+    DISTINCT CASE
+      WHEN __time > CAST('2026-11-01 00:00:00' AS TIMESTAMP)
+      AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+      THEN CAST(__time AS DATE)
+    END
+  ) AS contact_active_days_30d
+FROM stg_events_by_contact
+WHERE
+  __time > CAST('2026-11-01 00:00:00' AS TIMESTAMP)
+  AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
 GROUP BY
   __contact;
 
@@ -135,17 +160,25 @@ SELECT
     AND (
       name = 'login'
     )) AS logins_prev_30d,
-  COUNT(DISTINCT CAST(__time AS DATE)) FILTER(WHERE
-    __time > CAST('2026-11-01 00:00:00' AS TIMESTAMP)
-    AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS active_days_30d,
-  COUNT(DISTINCT feature) FILTER(WHERE
-    (
-      __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
+  COUNT(
+    DISTINCT CASE
+      WHEN __time > CAST('2026-11-01 00:00:00' AS TIMESTAMP)
       AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-    )
-    AND (
-      name = 'feature_used'
-    )) AS features_90d,
+      THEN CAST(__time AS DATE)
+    END
+  ) AS active_days_30d,
+  COUNT(
+    DISTINCT CASE
+      WHEN (
+        __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
+        AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+      )
+      AND (
+        name = 'feature_used'
+      )
+      THEN feature
+    END
+  ) AS features_90d,
   COUNT(*) FILTER(WHERE
     __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
     AND (
@@ -273,19 +306,9 @@ WITH base AS (
     e.__account,
     e.__contact,
     e.__time,
-    e.contact_id AS contact__contact_id,
-    e.account_id AS contact__account_id,
-    e.email AS contact__email,
-    e.name AS contact__name,
     e.role AS contact__role,
-    e.country AS contact__country,
-    e.state AS contact__state,
-    e.created_at AS contact__created_at,
-    a.account_id AS account__account_id,
     a.name AS account__name,
     a.tier AS account__tier,
-    a.industry AS account__industry,
-    a.region AS account__region,
     a.owner AS account__owner,
     a.seats_purchased AS account__seats_purchased,
     a.created_at AS account__created_at,
@@ -346,11 +369,8 @@ CREATE OR REPLACE TABLE run_account AS
 WITH base AS (
   SELECT
     e.__account,
-    e.account_id AS account__account_id,
     e.name AS account__name,
     e.tier AS account__tier,
-    e.industry AS account__industry,
-    e.region AS account__region,
     e.owner AS account__owner,
     e.seats_purchased AS account__seats_purchased,
     e.created_at AS account__created_at,

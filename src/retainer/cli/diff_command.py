@@ -64,9 +64,10 @@ def _diff(project: Path, against: str, as_of: str | None, output_format: Format,
     try:
         new = impact_diff.working_tree_rulebook(project)
         old = impact_diff.rulebook_at_git_ref(project, against)
-        with errors.status(f"running the rulebook at {escape(against)} and the working tree"):
+        with (errors.status(f"running the rulebook at {escape(against)} and the working tree"),
+              impact_diff.stored_history(new) as history):
             impact = impact_diff.compare(old, new, moment, samples, old_label=against,
-                                         new_label="working tree")
+                                         new_label="working tree", history=history)
     except impact_diff.InvalidRulebook as exc:
         version = "old" if exc.side == "old" else "new"
         errors.print(f"[bold red]the {version} rulebook ({escape(exc.label)}) is invalid[/]",
@@ -169,6 +170,9 @@ def _matrix(cells: Sequence[Cell], order: Sequence[str], title: str) -> Table:
 
 def _side(console: Console, label: str, side: SideReason) -> None:
     console.print(Text.assemble(f"  {label} → ", (_value(side.segment), "cyan")))
+    if side.held is not None:
+        console.print(Text(f"      held by the state machine: {side.held.rule}; the rules "
+                           f"gave {_value(side.held.candidate)}", style="yellow"))
     for rule in (side.passed_over, side.matched):
         if rule is not None:
             _rule(console, rule)

@@ -9,6 +9,7 @@ not use (missing ids, unparseable times, rows after as_of) for the run's quality
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlglot import exp
 
@@ -37,10 +38,17 @@ class Pass:
     selects: list[exp.Expr] = field(default_factory=list)
     traits: list[str] = field(default_factory=list)
     quality: bool = False
+    # Each trait's time bounds (lower None: unbounded), for a pre-filter on the scan.
+    bounds: list[tuple[datetime | None, datetime]] = field(default_factory=list)
 
     @property
     def relation(self) -> str:
         return f"agg_{self.source}" + ("_by_contact" if self.level == "contact" else "")
+
+    @property
+    def staged(self) -> str:
+        return "run_contact" if self.rollup else f"stg_{self.source}" + (
+            "_by_contact" if self.level == "contact" else "")
 
     @property
     def key(self) -> str:
@@ -96,7 +104,13 @@ def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrai
         predicate = exp.and_(predicate, not_null) if predicate else not_null
     strategy = ctx.capabilities.value_at_time
     aggregate = _aggregate(func, value_sql, strategy)
-    if predicate is not None:
+    if predicate is not None and func == "count_distinct":
+        # COUNT(DISTINCT CASE …) means the same as COUNT(DISTINCT …) FILTER (…) but lets
+        # engines hash (key, value) once instead of (key, value, filter flag).
+        assert value_sql is not None
+        aggregate = exp.Count(this=exp.Distinct(expressions=[exp.Case(
+            ifs=[exp.If(this=predicate, true=value_sql.copy())])]))
+    elif predicate is not None:
         aggregate = exp.Filter(this=aggregate, expression=exp.Where(this=predicate))
     if func in ("latest", "first") and strategy == "array_agg":
         aggregate = exp.Bracket(this=exp.paren(aggregate), expressions=[exp.Literal.number(0)])
@@ -187,10 +201,13 @@ def _window(ctx: Context, work: Pass, trait: AggregateTrait) -> exp.Expr | None:
         return None
     time = col(TIME)
     window = trait.window
-    upper = exp.LTE(this=time, expression=timestamp(ctx.as_of - window.end))
-    if window.start is None:
+    upper_bound = ctx.as_of - window.end
+    lower_bound = None if window.start is None else ctx.as_of - window.start
+    work.bounds.append((lower_bound, upper_bound))
+    upper = exp.LTE(this=time, expression=timestamp(upper_bound))
+    if lower_bound is None:
         return upper
-    lower = exp.GT(this=time.copy(), expression=timestamp(ctx.as_of - window.start))
+    lower = exp.GT(this=time.copy(), expression=timestamp(lower_bound))
     return exp.and_(lower, upper)
 
 
@@ -245,9 +262,20 @@ def describe(trait: AggregateTrait) -> str:
 
 
 def pass_query(ctx: Context, work: Pass) -> exp.Select:
-    """SELECT key, every trait of this pass [, quality counts] FROM the staged rows."""
-    relation = "run_contact" if work.rollup else f"stg_{work.source}"
-    select = exp.select(col(work.key), *work.selects).from_(relation).group_by(col(work.key))
+    """SELECT key, every trait of this pass [, quality counts] FROM the staged rows.
+
+    A pass that does not count quality reads only the rows some window can hold: when every
+    trait has a window, the scan is limited to their union (the FILTERs still apply).
+    """
+    select = exp.select(col(work.key), *work.selects).from_(work.staged).group_by(
+        col(work.key))
     if work.quality:
-        select = select.select(*quality_selects(work, timestamp(ctx.clock), ctx.as_of_sql()))
+        return select.select(*quality_selects(work, timestamp(ctx.clock), ctx.as_of_sql()))
+    if work.bounds and len(work.bounds) == len(work.traits) \
+            and all(lower is not None for lower, _ in work.bounds):
+        lowest = min(lower for lower, _ in work.bounds if lower is not None)
+        highest = max(upper for _, upper in work.bounds)
+        select = select.where(exp.and_(
+            exp.GT(this=col(TIME), expression=timestamp(lowest)),
+            exp.LTE(this=col(TIME), expression=timestamp(highest))))
     return select

@@ -49,6 +49,10 @@ class Context:
     binders: dict[str, Callable[[], Node]] = field(default_factory=dict)
     visiting: list[str] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
+    # Columns of the accounts / contacts sources that expressions read, so staging and the
+    # pipelines carry only those.
+    used_columns: dict[str, set[str]] = field(
+        default_factory=lambda: {"account": set(), "contact": set()})
 
     # --- sources -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from retainer.compile.aggregates import Pass
 from retainer.compile.context import Context, Node
 from retainer.compile.graph import layers
 from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col
+from retainer.compile.staging import entity_columns
 from retainer.rulebook.models import Entity
 
 
@@ -65,7 +66,5 @@ def _base(ctx: Context, level: Entity, passes: list[Pass], nodes: list[Node]) ->
 
 
 def _entity_columns(ctx: Context, select: exp.Select, entity: str, table: str) -> exp.Select:
-    source = ctx.accounts if entity == "account" else ctx.contacts
-    assert source is not None
     return select.select(*(alias(col(name, table), f"{entity}__{name}")
-                           for name in ctx.catalog.names(source)))
+                           for name in entity_columns(ctx, entity)))

@@ -51,6 +51,7 @@ class Plan:
     as_of: datetime
     rulebook_hash: str
     state_machines: tuple[str, ...] = ()   # dimensions that read `previous_state`
+    sources: tuple[str, ...] = ()          # the sources the plan reads
 
     def work(self) -> Iterator[Step]:
         return (s for s in self.steps if s.kind != "output")
@@ -83,8 +84,11 @@ def compile_plan(rulebook: Rulebook, catalog: Catalog, as_of: datetime,
     if ctx.problems:
         raise ValidationError(ctx.problems)
     machines = tuple(n for n, d in rulebook.dimensions.items() if d.state_machine is not None)
-    return Plan(tuple(_steps(ctx, passes)), _explain(ctx), as_of, rulebook.content_hash,
-                machines)
+    steps = tuple(_steps(ctx, passes))
+    read = [ctx.accounts, ctx.contacts, ctx.identities,
+            *(p.source for p in passes.source_passes())]
+    return Plan(steps, _explain(ctx), as_of, rulebook.content_hash, machines,
+                tuple(dict.fromkeys(name for name in read if name)))
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -193,10 +197,9 @@ def _steps(ctx: Context, passes: aggregates.Passes) -> Iterator[Step]:
         yield Step("stg_contacts", "table", staging.entity_step(ctx, ctx.contacts, CONTACT),
                    "one row per contact id, with its account")
     source_passes = passes.source_passes()
-    for source in dict.fromkeys(p.source for p in source_passes):
-        own = [p for p in source_passes if p.source == source]
-        yield Step(f"stg_{source}", "view", staging.source_step(ctx, source, own),
-                   "rows with resolved ids and UTC time")
+    for item in source_passes:
+        yield Step(item.staged, "view", staging.source_step(ctx, item),
+                   f"{item.source} rows with resolved ids and UTC time, per {item.level}")
     for item in sorted(source_passes, key=lambda p: (p.level != "contact", p.source)):
         yield Step(item.relation, "table", aggregates.pass_query(ctx, item),
                    f"{len(item.traits)} trait(s) of {item.source} per {item.level}, one pass")

@@ -43,6 +43,7 @@ class AggregateScope:
         if qualifier == "contact" and not self.reaches_contacts():
             return None
         self.joined[qualifier].add(name)
+        ctx.used_columns[qualifier].add(name)
         return Binding(col(f"{qualifier}__{name}"), ctx.catalog.type_of(target, name),
                        f"column:{target}.{name}")
 
@@ -53,6 +54,7 @@ class AggregateScope:
         if not qualifier and name in set(names_at(ctx.rulebook, "contact")):
             return ctx.node_binding(name)
         if qualifier in ("", "contact") and ctx.catalog.has(contacts, name):
+            ctx.used_columns["contact"].add(name)
             return Binding(col(f"contact__{name}"), ctx.catalog.type_of(contacts, name),
                            f"column:{contacts}.{name}")
         return None
@@ -105,6 +107,7 @@ class EntityScope:
             return None
         if not ctx.catalog.has(source, name):
             return None
+        ctx.used_columns[qualifier].add(name)
         return Binding(col(f"{qualifier}__{name}"), ctx.catalog.type_of(source, name),
                        f"column:{qualifier}.{name}")
 

@@ -48,21 +48,43 @@ def identities_step(ctx: Context) -> exp.Select | None:
             .group_by(alias_id.copy()))
 
 
+def entity_columns(ctx: Context, level: str) -> list[str]:
+    """The columns of the accounts / contacts source that anything reads, in file order."""
+    source = ctx.accounts if level == "account" else ctx.contacts
+    assert source is not None
+    wanted = set(ctx.used_columns[level])
+    spec = ctx.rulebook.sources[source]
+    if level == "account":
+        wanted |= set(ctx.rulebook.config.output.include)
+    elif spec.role:
+        wanted.add(spec.role)
+    return [name for name in ctx.catalog.names(source) if name in wanted]
+
+
 def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
-    """One row per entity id, the latest by time; rows without an id are dropped."""
+    """One row per entity id, the latest by time; rows without an id are dropped.
+
+    Ties at the same time are broken by the row's other values, so the kept row does not
+    depend on file order or on the engine.
+    """
     spec = ctx.rulebook.sources[source]
     key_column = spec.key
     assert key_column is not None
     key = raw_id(ctx, source, key_column)
     time = _time(ctx, source)
+    level = "contact" if key_name == CONTACT else "account"
     inner = exp.select(alias(key, key_name))
     if key_name == CONTACT:
         assert spec.account is not None
         inner = inner.select(alias(resolved_account(ctx, source, spec.account), ACCOUNT))
-    order = exp.Ordered(this=time.copy(), desc=True, nulls_first=False) if spec.time else None
+    columns = entity_columns(ctx, level)
+    order = [exp.Ordered(this=time.copy(), desc=True, nulls_first=False)] if spec.time else []
+    order += [exp.Ordered(this=exp.cast(col(name, "s"), "VARCHAR"), nulls_first=True)
+              for name in ctx.catalog.names(source) if name != key_column]
     rank = exp.Window(this=exp.RowNumber(), partition_by=[key.copy()],
-                      order=exp.Order(expressions=[order]) if order else None)
-    inner = (inner.select(alias(time, TIME), exp.Star(), alias(rank, "__rank"))
+                      order=exp.Order(expressions=order) if order else None)
+    inner = (inner.select(alias(time, TIME), *(col(name, "s") for name in columns),
+                          alias(rank, "__rank"))
              .from_(exp.alias_(exp.to_table(src(source)), "s"))
              .where(col(key_column, "s").is_(exp.null()).not_()))
     if key_name == CONTACT and ctx.identities is not None:
@@ -71,38 +93,39 @@ def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
         col("__rank").eq(1))
 
 
-def source_step(ctx: Context, source: str, passes: list[Pass]) -> exp.Select:
-    """A view of one source with resolved ids, its time in UTC and the joined columns."""
+def source_step(ctx: Context, item: Pass) -> exp.Select:
+    """A view of one source for one aggregate pass: resolved ids, UTC time, and only the
+    joins that pass needs (a contact pass never resolves accounts it does not read)."""
+    source = item.source
     spec = ctx.rulebook.sources[source]
-    joined = {"account": set[str](), "contact": set[str]()}
-    for item in passes:
-        for qualifier, columns in item.scope.joined.items():
-            joined[qualifier] |= columns
+    joined = item.scope.joined
     via_contact = spec.account is None
+    needs_account = item.level == "account" or bool(joined["account"])
     select = exp.select()
-    if via_contact:
-        assert spec.contact is not None
-        account: exp.Expr = col(ACCOUNT, "c")
-        no_id = col(spec.contact, "s").is_(exp.null())
-    else:
-        assert spec.account is not None
-        account = resolved_account(ctx, source, spec.account)
-        no_id = col(spec.account, "s").is_(exp.null())
-    select = select.select(alias(account, ACCOUNT))
+    account: exp.Expr = col(ACCOUNT, "c")
+    if needs_account:
+        if not via_contact:
+            assert spec.account is not None
+            account = resolved_account(ctx, source, spec.account)
+        select = select.select(alias(account, ACCOUNT))
     if spec.contact is not None:
         select = select.select(alias(raw_id(ctx, source, spec.contact), CONTACT))
     if spec.time is not None:
         select = select.select(alias(_time(ctx, source), TIME))
+    if item.quality:
+        id_column = spec.account if item.level == "account" and spec.account else spec.contact
+        assert id_column is not None
+        select = select.select(alias(col(id_column, "s").is_(exp.null()), "__no_id"))
     every_column = exp.Column(this=exp.Star(), table=exp.to_identifier("s"))
-    select = select.select(alias(no_id, "__no_id"), every_column)
+    select = select.select(every_column)
     for name in sorted(joined["contact"]):
         select = select.select(alias(col(name, "c"), f"contact__{name}"))
     for name in sorted(joined["account"]):
         select = select.select(alias(col(name, "a"), f"account__{name}"))
     select = select.from_(exp.alias_(exp.to_table(src(source)), "s"))
-    if not via_contact and ctx.identities is not None:
+    if needs_account and not via_contact and ctx.identities is not None:
         select = _join_identities(ctx, select, source, spec.account or "")
-    if via_contact or joined["contact"]:
+    if (needs_account and via_contact) or joined["contact"]:
         assert spec.contact is not None
         select = select.join(exp.alias_(exp.to_table("stg_contacts"), "c"), join_type="left",
                              on=col(CONTACT, "c").eq(raw_id(ctx, source, spec.contact)))

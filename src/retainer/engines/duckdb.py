@@ -246,19 +246,28 @@ class DuckDBEngine(Engine):
         except duckdb.Error as exc:
             raise EngineError(f"query failed: {exc}") from None
 
-    def materialize_sources(self, rulebook: Rulebook) -> None:
-        """Read every source once into memory (for backfills that evaluate many dates)."""
-        for name in rulebook.sources:
-            view = src(name)
-            cached = f"{view}__cached"
+    def materialize_sources(self, rulebook: Rulebook, names: Sequence[str],
+                            formats: Sequence[str] = ("csv", "json")) -> None:
+        """Read the named file sources of the given formats into memory once.
+
+        Text formats are parsed (and their types sniffed) on every read, and a plan reads
+        some sources more than once; a backfill reads every source once per date.
+        """
+        for name in names:
+            source = rulebook.sources[name]
+            if source.from_ is None or source.file_format() not in formats:
+                continue
+            view, cached = src(name), f"{src(name)}__cached"
+            if cached in self._attached:
+                continue
+            temporary = exp.Properties(expressions=[exp.TemporaryProperty()])
             self._run(exp.Create(this=exp.to_table(cached), kind="TABLE", replace=True,
                                  expression=exp.select(exp.Star()).from_(view),
-                                 properties=exp.Properties(expressions=[
-                                     exp.TemporaryProperty()])).sql(DIALECT), name)
+                                 properties=temporary).sql(DIALECT), f"reading {name}")
             self._run(exp.Create(this=exp.to_table(view), kind="VIEW", replace=True,
                                  expression=exp.select(exp.Star()).from_(cached),
-                                 properties=exp.Properties(expressions=[
-                                     exp.TemporaryProperty()])).sql(DIALECT), name)
+                                 properties=temporary.copy()).sql(DIALECT), name)
+            self._attached.add(cached)
 
     def export(self, query: exp.Query, path: Path, fmt: str) -> None:
         """Write a query's rows to a file (the caller renames it into place)."""
