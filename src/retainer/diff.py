@@ -79,6 +79,7 @@ class RuleReason:
     segment: str
     when: str | None           # None: the `else` rule
     matched: bool
+    mode: str                  # "all" (clauses joined by and) or "any" (by or)
     clauses: tuple[ClauseValue, ...]
 
 
@@ -493,8 +494,12 @@ class _Comparison:
         self.old, self.new = old, new
         self.connection = duckdb.connect()
         self.levels = [lvl for lvl in LEVELS if old.spec(lvl) or new.spec(lvl)]
-        for level in self.levels:
-            self._join(level)
+        try:
+            for level in self.levels:
+                self._join(level)
+        except BaseException:
+            self.connection.close()
+            raise
 
     def _join(self, level: Level) -> None:
         for run in (self.old, self.new):
@@ -700,7 +705,7 @@ def _side_reason(item: Explanation, dimension: str, other: str | None) -> SideRe
 def _reason(rule: RuleOutcome | None) -> RuleReason | None:
     if rule is None:
         return None
-    return RuleReason(rule.segment, rule.when, rule.matched, tuple(
+    return RuleReason(rule.segment, rule.when, rule.matched, rule.mode, tuple(
         ClauseValue(c.text, c.value, tuple(c.uses)) for c in rule.clauses))
 
 
@@ -794,7 +799,7 @@ def _rule_dict(rule: RuleReason | None) -> dict[str, Any] | None:
     if rule is None:
         return None
     return {"segment": rule.segment, "when": rule.when, "matched": rule.matched,
-            "clauses": [{"text": c.text, "value": c.value,
+            "mode": rule.mode, "clauses": [{"text": c.text, "value": c.value,
                          "values": {label: _jsonable(v) for label, v in c.values}}
                         for c in rule.clauses]}
 
@@ -888,7 +893,8 @@ def _markdown_rule(rule: RuleReason, verdict: str) -> str:
         f"{'✓' if c.value is True else '✗' if c.value is False else '?'} {_code(c.text)}"
         + (f" ({', '.join(f'{k} = {format_value(v)}' for k, v in c.values)})"
            if c.values else "") for c in rule.clauses)
-    return f"{_code(rule.segment)} {verdict}: {clauses}"
+    join = f" ({rule.mode} of)" if len(rule.clauses) > 1 else ""
+    return f"{_code(rule.segment)} {verdict}{join}: {clauses}"
 
 
 def _markdown_side(side: SideReason) -> str:
@@ -916,10 +922,11 @@ def impact_markdown(impact: Impact) -> str:
         lines += [f"#### {_code(d.name)} ({d.level}s, {d.status}): "
                   f"{_count(d.moved, d.level)} moved", ""]
         lines += _markdown_matrix(d.cells, d.order, "before ＼ after")
+        renamed = d.status == "changed"
         changes = [f"segments added: {', '.join(map(_code, d.segments_added))}"
-                   if d.segments_added else "",
+                   if d.segments_added and renamed else "",
                    f"segments removed: {', '.join(map(_code, d.segments_removed))}"
-                   if d.segments_removed and d.status == "changed" else ""]
+                   if d.segments_removed and renamed else ""]
         lines += ["", *(f"_{c}_\n" for c in changes if c)]
     if quiet:
         lines += [f"No moves in {', '.join(quiet)}.", ""]

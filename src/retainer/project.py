@@ -16,7 +16,7 @@ from sqlglot import exp
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan, compile_plan
 from retainer.engines.base import Progress
-from retainer.engines.duckdb import DuckDBEngine
+from retainer.engines.duckdb import STAGED_SUFFIX, DuckDBEngine, staged
 from retainer.errors import RetainerError
 from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
@@ -124,7 +124,7 @@ class Project:
         """
         started = clock.perf_counter()
         as_of = as_of or utc_now()
-        with self._engine() as engine, self.store() as store:
+        with self._engine() as engine, self.store(engine) as store:
             run_id = self._begin(store, "run", as_of)
             try:
                 catalog = engine.attach_sources(self.rulebook)
@@ -150,7 +150,7 @@ class Project:
             moment += every
         began = clock.perf_counter()
         run_ids: list[int] = []
-        with self._engine() as engine, self.store() as store:
+        with self._engine() as engine, self.store(engine) as store:
             latest = store.latest_as_of()
             undone = 0
             if latest is not None and latest >= start:
@@ -187,21 +187,29 @@ class Project:
         engine.materialize_sources(self.rulebook, plan.sources)
         engine.load_previous_state(store.open_memberships(plan.state_machines))
         engine.execute(plan, progress)
+        engine.stage_outputs(plan)
         exports = self._write_exports(engine, plan) if final else {}
+        # History first, outputs after: a kill in between leaves both consistent on their
+        # own, and the next run simply records again.
         keys = {"account": self._key("account"), "contact": self._key("contact")}
-        with engine.publishing(plan, {"as_of": as_of.isoformat(sep=" "), "run_id": run_id,
-                                      "rulebook_hash": self.rulebook.content_hash,
-                                      "project": self.rulebook.config.name},
-                               temporary=not final):
-            memberships = memberships_query(plan.explain, keys)
-            health, components = health_query(plan.explain, keys["account"])
-            quality = engine.query(exp.select(exp.Star()).from_("data_quality"))
-            in_history = store.record(
-                run_id, as_of, engine.arrow(memberships) if memberships else _no_rows(engine),
-                engine.arrow(health), components, quality, self.rulebook.content_hash,
-                utc_now(), clock.perf_counter() - started)
-        for partial, final_path in exports.items():
-            partial.replace(final_path)
+        memberships = memberships_query(plan.explain, keys, STAGED_SUFFIX)
+        health, components = health_query(plan.explain, keys["account"], STAGED_SUFFIX)
+        quality = engine.query(exp.select(exp.Star()).from_(staged("data_quality")))
+        if store.backend.shares_engine:
+            engine.create_view("incoming_memberships", memberships)
+            engine.create_view("incoming_health", health)
+            incoming: tuple[Any, Any] = (None, None)
+        else:
+            incoming = (engine.arrow(memberships), engine.arrow(health))
+        in_history = store.record(run_id, as_of, *incoming, components, quality,
+                                  self.rulebook.content_hash, utc_now(),
+                                  clock.perf_counter() - started)
+        if final:
+            engine.publish_staged(plan, {"as_of": as_of.isoformat(sep=" "), "run_id": run_id,
+                                         "rulebook_hash": self.rulebook.content_hash,
+                                         "project": self.rulebook.config.name})
+            for partial, final_path in exports.items():
+                partial.replace(final_path)
         return plan, in_history
 
     def _key(self, level: str) -> str:
@@ -224,7 +232,7 @@ class Project:
             for fmt in self.rulebook.config.output.formats:
                 final = self.export_dir / f"{step.name}.{fmt}"
                 partial = final.with_name(final.name + ".next")
-                engine.export(step.query, partial, fmt)
+                engine.export(exp.select(exp.Star()).from_(staged(step.name)), partial, fmt)
                 written[partial] = final
         return written
 
@@ -237,9 +245,11 @@ class Project:
             engine.close()
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
-        """The project's state store, opened (and migrated) for the duration."""
-        store = open_store(self.rulebook.config.state, self.root)
+    def store(self, engine: DuckDBEngine | None = None) -> Iterator[Store]:
+        """The project's state store, opened (and migrated) for the duration; attached to
+        `engine`'s connection when it is a DuckDB file."""
+        store = open_store(self.rulebook.config.state, self.root,
+                           engine.connection if engine else None)
         try:
             yield store
         finally:
@@ -250,13 +260,6 @@ class Project:
         if not self.output_database.exists():
             raise RetainerError("no results yet", hint="run 'retainer run' first")
         return DuckDBEngine(self.output_database, read_only=True)
-
-
-def _no_rows(engine: DuckDBEngine) -> Any:
-    return engine.arrow(exp.select(
-        *(exp.alias_(exp.cast(exp.null(), "VARCHAR"), name)
-          for name in ("level", "entity_id", "dimension", "segment", "reason"))).where(
-        exp.false()))
 
 
 def _describe(exc: BaseException) -> str:

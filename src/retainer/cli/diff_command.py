@@ -106,10 +106,11 @@ def render_impact(console: Console, impact: Impact) -> None:
         title = (f"{dimension.name} ({dimension.level}s, {dimension.status}): "
                  f"{dimension.moved:,} moved")
         console.print(_matrix(dimension.cells, dimension.order, title))
+        renamed = dimension.status == "changed"
         notes = [f"segments added: {', '.join(dimension.segments_added)}"
-                 if dimension.segments_added else "",
+                 if dimension.segments_added and renamed else "",
                  f"segments removed: {', '.join(dimension.segments_removed)}"
-                 if dimension.segments_removed and dimension.status == "changed" else ""]
+                 if dimension.segments_removed and renamed else ""]
         for note in filter(None, notes):
             console.print(Text(f"  {note}", style="dim"))
     if quiet:
@@ -185,6 +186,8 @@ def _rule(console: Console, rule: RuleReason) -> None:
     if rule.when is None:
         console.print(Text(f"{head} (else: no earlier rule matched)", style=style))
         return
+    if len(rule.clauses) > 1:
+        head += f" ({rule.mode} of)"
     console.print(Text(head, style=style))
     for clause in rule.clauses:
         mark, mark_style = {True: ("✓", "green"), False: ("✗", "red"),

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import glob
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,14 @@ from retainer.rulebook.models import Source
 DIALECT = "duckdb"
 _PY_TYPES = ((bool, "BOOLEAN"), (int, "BIGINT"), (float, "DOUBLE"), (datetime, "TIMESTAMP"),
              (date, "DATE"))
+
+
+STAGED_SUFFIX = "__next"
+
+
+def staged(output: str) -> str:
+    """The temporary table an output is computed into before it is published."""
+    return output + STAGED_SUFFIX
 
 
 class DuckDBEngine(Engine):
@@ -204,40 +211,42 @@ class DuckDBEngine(Engine):
             self._run(create.sql(DIALECT), step.name)
 
     def publish(self, plan: Plan, metadata: Mapping[str, Any]) -> None:
-        with self.publishing(plan, metadata):
-            pass
+        self.stage_outputs(plan)
+        self.publish_staged(plan, metadata)
 
-    @contextmanager
-    def publishing(self, plan: Plan, metadata: Mapping[str, Any],
-                   temporary: bool = False) -> Iterator[None]:
-        """Write the outputs in one transaction; the body sees them, and an exception in it
-        (or a kill) leaves the previously published outputs in place."""
+    def stage_outputs(self, plan: Plan) -> None:
+        """Compute the outputs as temporary `<name>__next` tables, nothing published yet."""
+        for step in plan.outputs():
+            create = exp.Create(this=exp.to_table(staged(step.name)), kind="TABLE",
+                                replace=True, expression=step.query,
+                                properties=exp.Properties(expressions=[
+                                    exp.TemporaryProperty()]))
+            self._run(create.sql(DIALECT), step.name)
+
+    def publish_staged(self, plan: Plan, metadata: Mapping[str, Any]) -> None:
+        """Replace the published outputs with the staged ones in one transaction: a failure
+        or a kill leaves the previous outputs in place."""
         connection = self.connection
-        if not temporary:  # temporary outputs of earlier dates would shadow the real ones
-            for step in plan.outputs():
-                stale = exp.Table(this=exp.to_identifier(step.name), db=exp.to_identifier(
-                    "main"), catalog=exp.to_identifier("temp"))
-                connection.execute(exp.Drop(tables=[stale], kind="TABLE", exists=True
-                                            ).sql(DIALECT))
         connection.execute("BEGIN TRANSACTION")
         try:
             for step in plan.outputs():
-                properties = exp.Properties(expressions=[exp.TemporaryProperty()]) \
-                    if temporary else None
                 create = exp.Create(this=exp.to_table(step.name), kind="TABLE", replace=True,
-                                    expression=step.query, properties=properties)
+                                    expression=exp.select(exp.Star()).from_(staged(step.name)))
                 self._run(create.sql(DIALECT), step.name)
-            if not temporary:
-                connection.execute(
-                    "CREATE OR REPLACE TABLE run_info (key VARCHAR, value VARCHAR)")
-                connection.executemany("INSERT INTO run_info VALUES (?, ?)",
-                                       [(k, json.dumps(v, default=str)) for k, v in
-                                        {**metadata, "explain": plan.explain}.items()])
-            yield
+            connection.execute("CREATE OR REPLACE TABLE run_info (key VARCHAR, value VARCHAR)")
+            connection.executemany("INSERT INTO run_info VALUES (?, ?)",
+                                   [(k, json.dumps(v, default=str)) for k, v in
+                                    {**metadata, "explain": plan.explain}.items()])
         except BaseException:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+
+    def create_view(self, name: str, query: exp.Query) -> None:
+        create = exp.Create(this=exp.to_table(name), kind="VIEW", replace=True,
+                            expression=query, properties=exp.Properties(expressions=[
+                                exp.TemporaryProperty()]))
+        self._run(create.sql(DIALECT), name)
 
     def arrow(self, query: exp.Query) -> Any:
         """The rows of a query as an Arrow table."""

@@ -16,6 +16,9 @@ Statement = exp.Expr | str  # a tree, or fixed SQL text written in DuckDB's dial
 class Backend(ABC):
     dialect: str
     description: str
+    # Whether the store lives in the engine's own connection (an attached DuckDB file), so a
+    # run's rows can move into it with INSERT … SELECT instead of through Python.
+    shares_engine: bool = False
 
     def render(self, statement: Statement) -> str:
         tree = sqlglot.parse_one(statement, read="duckdb") if isinstance(statement, str) \
@@ -28,6 +31,11 @@ class Backend(ABC):
     @abstractmethod
     def fetch(self, statement: Statement, parameters: Sequence[Any] = ()
               ) -> list[tuple[Any, ...]]: ...
+
+    def has_table(self, name: str) -> bool:
+        rows = self.fetch("SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+                          "AND table_schema = current_schema()", [name])
+        return bool(rows[0][0])
 
     @abstractmethod
     def load(self, table: str, data: Any) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import sqlglot
 from sqlglot import exp
 
 from retainer.errors import RetainerError
@@ -69,3 +70,57 @@ class DuckDBBackend(Backend):
 
     def close(self) -> None:
         self.connection.close()
+
+
+STORE_TABLES = frozenset({"runs", "memberships", "health", "quality", "retainer_schema"})
+
+
+class AttachedDuckDBBackend(DuckDBBackend):
+    """The same store file, attached to the engine's connection for the length of a run.
+
+    Statements are rewritten to name the store's tables through the attached catalog, so the
+    engine's temporary tables (a run's memberships) can be read directly.
+    """
+
+    shares_engine = True
+    catalog = "retainer_state"
+
+    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection) -> None:
+        self.path = path
+        self.description = str(path)
+        self.connection = connection
+        path.parent.mkdir(parents=True, exist_ok=True)
+        attach = exp.Attach(this=exp.alias_(exp.Literal.string(str(path)), self.catalog))
+        try:
+            connection.execute(attach.sql(self.dialect))
+        except duckdb.Error as exc:
+            if "lock" in str(exc).lower():
+                raise RetainerError(f"the state store {path} is in use by another Retainer "
+                                    "process", hint="wait for it to finish, then try again"
+                                    ) from None
+            raise RetainerError(f"cannot open the state store {path}: {exc}",
+                                hint="is it a DuckDB database written by Retainer?") from None
+
+    def render(self, statement: Statement) -> str:
+        tree = super().render(statement)
+        parsed = sqlglot.parse_one(tree, read=self.dialect)
+        for table in parsed.find_all(exp.Table):
+            if table.name in STORE_TABLES and not table.catalog:
+                table.set("db", exp.to_identifier("main"))
+                table.set("catalog", exp.to_identifier(self.catalog))
+        return parsed.sql(self.dialect)
+
+    def has_table(self, name: str) -> bool:
+        rows = self.connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+            "AND table_catalog = ?", [name, self.catalog]).fetchall()
+        return bool(rows[0][0])
+
+    def size_bytes(self) -> int:
+        checkpoint = exp.Command(this="CHECKPOINT", expression=exp.to_identifier(self.catalog))
+        self.connection.execute(checkpoint.sql(self.dialect))
+        return self.path.stat().st_size
+
+    def close(self) -> None:
+        detach = exp.Detach(this=exp.to_identifier(self.catalog))
+        self.connection.execute(detach.sql(self.dialect))

@@ -27,15 +27,19 @@ def _values(clauses: list[dict[str, Any]]) -> exp.Expr:
     return _json([(label, col(column)) for label, column in uses.items()])
 
 
-def _relation(level: str, key: str) -> exp.Select:
-    results, reasons = f"{level}_results", f"{level}_reasons"
+def _relation(level: str, key: str, suffix: str) -> exp.Select:
+    results, reasons = f"{level}_results{suffix}", f"{level}_reasons{suffix}"
     return exp.select().from_(exp.alias_(exp.to_table(results), "r")).join(
         exp.alias_(exp.to_table(reasons), "x"),
         on=col("__key", "x").eq(exp.cast(col(key, "r"), "VARCHAR")))
 
 
-def memberships_query(explain: dict[str, Any], keys: dict[str, str]) -> exp.Query | None:
-    """One row per entity per dimension (and per holding tag) of the published run."""
+def memberships_query(explain: dict[str, Any], keys: dict[str, str], suffix: str = ""
+                      ) -> exp.Query:
+    """One row per entity per dimension (and per holding tag) of a run's outputs.
+
+    `suffix` names the staged outputs (`__next`) when the run has not published yet.
+    """
     parts: list[exp.Select] = []
     for level, spec in explain["levels"].items():
         key = keys[level]
@@ -48,14 +52,14 @@ def memberships_query(explain: dict[str, Any], keys: dict[str, str]) -> exp.Quer
                                               col(c["flag"]) for c in rule.get("clauses") or []
                                           ]))]))
                        for rule in rules]
-            parts.append(_relation(level, key).select(
+            parts.append(_relation(level, key, suffix).select(
                 exp.alias_(exp.Literal.string(level), "level"), exp.alias_(entity, "entity_id"),
                 exp.alias_(exp.Literal.string(dimension), "dimension"),
                 exp.alias_(col(dimension), "segment"),
                 exp.alias_(exp.cast(exp.Case(ifs=reasons), "VARCHAR"), "reason"),
             ).where(col(dimension).is_(exp.null()).not_()))
         for tag, tag_spec in spec["tags"].items():
-            parts.append(_relation(level, key).select(
+            parts.append(_relation(level, key, suffix).select(
                 exp.alias_(exp.Literal.string(level), "level"), exp.alias_(entity, "entity_id"),
                 exp.alias_(exp.Literal.string(f"tag:{tag}"), "dimension"),
                 exp.alias_(exp.Literal.string("yes"), "segment"),
@@ -63,27 +67,30 @@ def memberships_query(explain: dict[str, Any], keys: dict[str, str]) -> exp.Quer
                                     "VARCHAR"), "reason"),
             ).where(col(tag)))
     if not parts:
-        return None
+        return exp.select(*(exp.alias_(exp.cast(exp.null(), "VARCHAR"), name) for name in (
+            "level", "entity_id", "dimension", "segment", "reason"))).where(exp.false())
     query: exp.Query = parts[0]
     for part in parts[1:]:
         query = exp.union(query, part, distinct=False)
     return query
 
 
-def health_query(explain: dict[str, Any], key: str) -> tuple[exp.Query, list[str]]:
+def health_query(explain: dict[str, Any], key: str, suffix: str = ""
+                 ) -> tuple[exp.Query, list[str]]:
     """Score, band and component scores per account (empty when the rulebook has no health)."""
     health = explain["levels"].get("account", {}).get("health")
+    results = f"account_results{suffix}"
     entity = exp.alias_(exp.cast(col(key), "VARCHAR"), "entity_id")
     if health is None:
         empty = exp.select(entity, exp.alias_(exp.cast(exp.null(), "DOUBLE"), "score"),
                            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "band"),
                            exp.alias_(exp.cast(exp.null(), "DOUBLE[]"), "components")
-                           ).from_("account_results").where(exp.false())
+                           ).from_(results).where(exp.false())
         return empty, []
     names = [c["component"] for c in health["components"]]
     components = exp.Array(expressions=[exp.cast(col(f"health__{n}"), "DOUBLE")
                                         for n in names])
     query = exp.select(entity, exp.alias_(col("health"), "score"),
                        exp.alias_(col("health_band"), "band"),
-                       exp.alias_(components, "components")).from_("account_results")
+                       exp.alias_(components, "components")).from_(results)
     return query, names

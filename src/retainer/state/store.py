@@ -66,10 +66,7 @@ class Store:
     # --- schema --------------------------------------------------------------------------
 
     def version(self) -> int:
-        exists = self.backend.fetch(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = "
-            "'retainer_schema' AND table_schema = current_schema()")
-        if not exists[0][0]:
+        if not self.backend.has_table("retainer_schema"):
             return 0
         rows = self.backend.fetch("SELECT max(version) FROM retainer_schema")
         return int(rows[0][0] or 0)
@@ -118,11 +115,18 @@ class Store:
     def record(self, run_id: int, as_of: datetime, memberships: Any, health: Any,
                components: Sequence[str], quality: Sequence[Sequence[Any]], rulebook_hash: str,
                finished_at: datetime, duration_s: float) -> bool:
-        """Store one finished run in a single transaction. Returns whether history moved."""
+        """Store one finished run in a single transaction. Returns whether history moved.
+
+        `memberships` and `health` are Arrow tables, or None when the backend shares the
+        engine's connection and the caller has created `incoming_memberships` and
+        `incoming_health` there already.
+        """
         latest = self.latest_as_of()
         into_history = latest is None or as_of >= latest
-        self.backend.load("incoming_memberships", memberships)
-        self.backend.load("incoming_health", health)
+        if memberships is not None:
+            self.backend.load("incoming_memberships", memberships)
+        if health is not None:
+            self.backend.load("incoming_health", health)
         with self.backend.transaction():
             if into_history:
                 if latest is not None and as_of == latest:
