@@ -18,13 +18,15 @@ def statement(data_dir: Path, as_of: datetime) -> str:
     return Template(SQL_FILE.read_text()).substitute(data=path, as_of=literal)
 
 
-def run(data_dir: Path, as_of: datetime) -> duckdb.DuckDBPyConnection:
-    """Compute `hand_results` in a fresh in-memory database; the caller closes it.
+def run(data_dir: Path, as_of: datetime, database: Path | None = None
+        ) -> duckdb.DuckDBPyConnection:
+    """Compute `hand_results` into `database` (a fresh DuckDB file; in memory when None), as a
+    scheduled job would keep its results; the caller closes it.
 
     The session time zone is UTC, as in Retainer's engine; thread settings are DuckDB's
     defaults in both.
     """
-    connection = duckdb.connect()
+    connection = duckdb.connect(str(database) if database else ":memory:")
     connection.execute("SET TimeZone = 'UTC'")
     connection.execute(statement(data_dir, as_of))
     return connection

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 AS_OF = datetime(2026, 12, 1)
@@ -41,11 +41,19 @@ class Clock:
 
 
 def run_retainer(project: Path, save: Path | None) -> Clock:
+    """A daily run: history holds the previous day's run (restored before every repeat), as
+    in production, where each run records only what changed since the last one."""
     import duckdb
 
     from retainer.project import Project
 
+    seed = project / ".retainer-seed"
+    if not seed.exists():  # once per data set: the previous day's run, not timed
+        shutil.rmtree(project / ".retainer", ignore_errors=True)
+        Project(project).run(AS_OF - timedelta(days=1))
+        shutil.copytree(project / ".retainer", seed)
     shutil.rmtree(project / ".retainer", ignore_errors=True)  # every repeat starts alike
+    shutil.copytree(seed, project / ".retainer")
     with Clock() as clock:
         ran = Project(project)
         ran.run(AS_OF)
@@ -60,8 +68,11 @@ def run_retainer(project: Path, save: Path | None) -> Clock:
 def run_sql(project: Path, save: Path | None) -> Clock:
     import hand_sql
 
+    database = project / ".hand" / "hand.duckdb"  # results persisted, as Retainer's are
+    shutil.rmtree(database.parent, ignore_errors=True)
+    database.parent.mkdir()
     with Clock() as clock:
-        connection = hand_sql.run(project / "data", AS_OF)
+        connection = hand_sql.run(project / "data", AS_OF, database)
     if save is not None:
         hand_sql.save(connection, *results_paths(save, "sql"))
     connection.close()

@@ -19,7 +19,7 @@ ProjectWriter = Callable[..., Path]
 
 BASE_PROJECT = """
 name: tiny
-output: {include: [name]}
+output: {include: [name], formats: [parquet, csv]}
 sources:
   accounts: {kind: accounts, from: data/accounts.csv, key: account_id, time: created_at}
   contacts: {kind: contacts, from: data/contacts.csv, key: contact_id, account: account_id, role: role}

@@ -276,7 +276,7 @@ class Output(Model):
 
     database: str = ".retainer/output.duckdb"
     export_dir: str = ".retainer/export"
-    formats: tuple[Literal["parquet", "csv"], ...] = ("parquet", "csv")
+    formats: tuple[Literal["parquet", "csv"], ...] = ("parquet",)
     include: tuple[str, ...] = ()  # account columns copied into the results (name, owner, …)
 
 
