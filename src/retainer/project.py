@@ -15,12 +15,17 @@ from sqlglot import exp
 
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan, compile_plan
-from retainer.engines.base import Progress
+from retainer.engines import create_engine
+from retainer.engines.base import Engine, Progress
 from retainer.engines.duckdb import STAGED_SUFFIX, DuckDBEngine, staged
 from retainer.errors import RetainerError
 from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
+
+
+# The SQL dialect each engine runs (the compiler shapes its trees for that dialect).
+DIALECT_OF_ENGINE = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
 
 
 def utc_now() -> datetime:
@@ -124,12 +129,14 @@ class Project:
         """
         started = clock.perf_counter()
         as_of = as_of or utc_now()
-        with self._engine() as engine, self.store(engine) as store:
+        with self._engine() as engine, self.store(engine) as store, \
+                self._compute(engine) as compute:
             run_id = self._begin(store, "run", as_of)
             try:
-                catalog = engine.attach_sources(self.rulebook)
-                plan, in_history = self._evaluate(engine, store, run_id, as_of, catalog,
-                                                  progress, final=True, started=started)
+                catalog = compute.attach_sources(self.rulebook)
+                plan, in_history = self._evaluate(engine, compute, store, run_id, as_of,
+                                                  catalog, progress, final=True,
+                                                  started=started)
                 report = summarize(engine, plan, as_of, clock.perf_counter() - started)
             except BaseException as exc:
                 store.fail_run(run_id, _describe(exc), utc_now())
@@ -150,7 +157,8 @@ class Project:
             moment += every
         began = clock.perf_counter()
         run_ids: list[int] = []
-        with self._engine() as engine, self.store(engine) as store:
+        with self._engine() as engine, self.store(engine) as store, \
+                self._compute(engine) as compute:
             latest = store.latest_as_of()
             undone = 0
             if latest is not None and latest >= start:
@@ -161,13 +169,13 @@ class Project:
                              f"{start:%Y-%m-%d} (later runs are dropped), or start the "
                              "backfill after the latest run")
                 undone = store.rewind(start)
-            catalog = engine.attach_sources(self.rulebook)
-            used = compile_plan(self.rulebook, catalog, start, utc_now()).sources
-            engine.materialize_sources(self.rulebook, used, ("csv", "json", "parquet"))
+            catalog = compute.attach_sources(self.rulebook)
+            used = self._compile(catalog, start).sources
+            compute.materialize_sources(self.rulebook, used, ("csv", "json", "parquet"))
             for index, moment in enumerate(dates):
                 run_id = self._begin(store, "backfill", moment)
                 try:
-                    self._evaluate(engine, store, run_id, moment, catalog, progress,
+                    self._evaluate(engine, compute, store, run_id, moment, catalog, progress,
                                    final=index == len(dates) - 1,
                                    started=clock.perf_counter())
                 except BaseException as exc:
@@ -180,14 +188,18 @@ class Project:
         return store.begin_run(kind, as_of, self.rulebook.content_hash, git_commit(self.root),
                                "duckdb", self.rulebook.file_texts(), utc_now())
 
-    def _evaluate(self, engine: DuckDBEngine, store: Store, run_id: int, as_of: datetime,
-                  catalog: Catalog, progress: Progress | None, final: bool,
+    def _evaluate(self, engine: DuckDBEngine, compute: Engine, store: Store, run_id: int,
+                  as_of: datetime, catalog: Catalog, progress: Progress | None, final: bool,
                   started: float) -> tuple[Plan, bool]:
-        plan = compile_plan(self.rulebook, catalog, as_of, utc_now())
-        engine.materialize_sources(self.rulebook, plan.sources)
-        engine.load_previous_state(store.open_memberships(plan.state_machines))
-        engine.execute(plan, progress)
-        engine.stage_outputs(plan)
+        """Compute on `compute`; record and publish through the local `engine`."""
+        plan = self._compile(catalog, as_of)
+        compute.materialize_sources(self.rulebook, plan.sources)
+        compute.load_previous_state(store.open_memberships(plan.state_machines))
+        compute.execute(plan, progress)
+        compute.stage_outputs(plan)
+        if compute is not engine:
+            engine.receive_staged({step.name: compute.staged_arrow(step.name)
+                                   for step in plan.outputs()})
         exports = self._write_exports(engine, plan) if final else {}
         # History first, outputs after: a kill in between leaves both consistent on their
         # own, and the next run simply records again.
@@ -235,6 +247,22 @@ class Project:
                 engine.export(exp.select(exp.Star()).from_(staged(step.name)), partial, fmt)
                 written[partial] = final
         return written
+
+    def _compile(self, catalog: Catalog, as_of: datetime) -> Plan:
+        dialect = DIALECT_OF_ENGINE.get(self.rulebook.config.engine, "duckdb")
+        return compile_plan(self.rulebook, catalog, as_of, utc_now(), dialect)
+
+    @contextmanager
+    def _compute(self, engine: DuckDBEngine) -> Iterator[Engine]:
+        """The engine that computes: the local one, or the project's configured engine."""
+        if self.rulebook.config.engine == "duckdb":
+            yield engine
+            return
+        compute = create_engine(self.rulebook)
+        try:
+            yield compute
+        finally:
+            compute.close()
 
     @contextmanager
     def _engine(self, read_only: bool = False) -> Iterator[DuckDBEngine]:

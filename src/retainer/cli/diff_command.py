@@ -69,8 +69,7 @@ def _diff(project: Path, against: str, as_of: str | None, output_format: Format,
             impact = impact_diff.compare(old, new, moment, samples, old_label=against,
                                          new_label="working tree", history=history)
     except impact_diff.InvalidRulebook as exc:
-        version = "old" if exc.side == "old" else "new"
-        errors.print(f"[bold red]the {version} rulebook ({escape(exc.label)}) is invalid[/]",
+        errors.print(f"[bold red]the {exc.side} rulebook ({escape(exc.label)}) is invalid[/]",
                      highlight=False)
         raise
     if output_format is Format.json:

@@ -16,6 +16,9 @@ Progress = Callable[[Step, int, int], None]
 
 
 class Engine(ABC):
+    """Computes a plan. The local DuckDB engine also keeps the published results; other
+    engines compute in place and hand their staged outputs over as Arrow tables."""
+
     capabilities: Capabilities
 
     @abstractmethod
@@ -27,17 +30,26 @@ class Engine(ABC):
                     rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> Catalog:
         """Sources from literal rows (rule tests), typed like the real sources."""
 
+    def materialize_sources(self, rulebook: Rulebook, names: Sequence[str],
+                            formats: Sequence[str] = ("csv", "json")) -> None:
+        """Optionally read sources into the engine once (for repeated reads)."""
+        del rulebook, names, formats
+
+    @abstractmethod
+    def load_previous_state(self, rows: Sequence[Sequence[Any]]) -> None:
+        """The stages history holds (level, entity_id, dimension, segment, entered_at)."""
+
     @abstractmethod
     def execute(self, plan: Plan, progress: Progress | None = None) -> None:
-        """Run the plan's work steps (temporary relations)."""
+        """Run the plan's work steps."""
 
     @abstractmethod
-    def publish(self, plan: Plan, metadata: Mapping[str, Any]) -> None:
-        """Write the plan's outputs, all or nothing."""
+    def stage_outputs(self, plan: Plan) -> None:
+        """Compute every output step into `<name>__next`, publishing nothing."""
 
     @abstractmethod
-    def query(self, sql: Any, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a sqlglot query (or a query string built by the engine itself)."""
+    def staged_arrow(self, name: str) -> Any:
+        """The rows of one staged output as an Arrow table."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -242,6 +242,24 @@ class DuckDBEngine(Engine):
             raise
         connection.execute("COMMIT")
 
+    def staged_arrow(self, name: str) -> Any:
+        return self.arrow(exp.select(exp.Star()).from_(staged(name)))
+
+    def receive_staged(self, tables: Mapping[str, Any]) -> None:
+        """Staged outputs computed by another engine become this engine's `<name>__next`."""
+        for name, table in tables.items():
+            self.connection.register("__received", table)
+            try:
+                self.create_table(staged(name), exp.select(exp.Star()).from_("__received"))
+            finally:
+                self.connection.unregister("__received")
+
+    def create_table(self, name: str, query: exp.Query) -> None:
+        create = exp.Create(this=exp.to_table(name), kind="TABLE", replace=True,
+                            expression=query, properties=exp.Properties(expressions=[
+                                exp.TemporaryProperty()]))
+        self._run(create.sql(DIALECT), name)
+
     def create_view(self, name: str, query: exp.Query) -> None:
         create = exp.Create(this=exp.to_table(name), kind="VIEW", replace=True,
                             expression=query, properties=exp.Properties(expressions=[

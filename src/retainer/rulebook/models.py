@@ -280,11 +280,30 @@ class Output(Model):
     include: tuple[str, ...] = ()  # account columns copied into the results (name, owner, …)
 
 
+class PostgresSettings(Model):
+    """Where the PostgreSQL engine runs: sources are tables or views of `source_schema` (or
+    files loaded with COPY), and work and result tables go to `schema`."""
+
+    url: str = "postgresql://localhost/postgres"
+    schema_: str = Field(default="retainer", alias="schema")
+    source_schema: str | None = None
+
+
+class SparkSettings(Model):
+    """How the Spark engine connects: a master URL (`local[*]`, `spark://host:7077`)."""
+
+    master: str = "local[*]"
+    app_name: str = "retainer"
+    config: dict[str, str] = Field(default_factory=dict)
+
+
 class ProjectConfig(Model):
     """`retainer.yml`: the project's settings. Rulebook sections may also live here."""
 
     name: Name
-    engine: Literal["duckdb"] = "duckdb"
+    engine: Literal["duckdb", "postgres", "spark"] = "duckdb"
+    postgres: PostgresSettings | None = None
+    spark: SparkSettings | None = None
     entity: Literal["account"] = "account"
     database: str | None = None
     state: str = ".retainer/state.duckdb"
