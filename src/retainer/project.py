@@ -23,7 +23,6 @@ from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
 
-
 # The SQL dialect each engine runs (the compiler shapes its trees for that dialect).
 DIALECT_OF_ENGINE = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
 
@@ -193,7 +192,6 @@ class Project:
                   started: float) -> tuple[Plan, bool]:
         """Compute on `compute`; record and publish through the local `engine`."""
         plan = self._compile(catalog, as_of)
-        compute.materialize_sources(self.rulebook, plan.sources)
         compute.load_previous_state(store.open_memberships(plan.state_machines))
         compute.execute(plan, progress)
         compute.stage_outputs(plan)

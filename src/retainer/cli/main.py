@@ -169,6 +169,9 @@ def test(project: ProjectOption = Path(".")) -> None:
 
 # Commands defined in their own modules register themselves on import.
 from retainer.cli import history as _history  # noqa: E402,F401
+from retainer.cli.diff_command import diff as _diff  # noqa: E402
+
+app.command(name="diff")(_diff)
 
 if __name__ == "__main__":
     app()

@@ -36,8 +36,9 @@ class Engine(ABC):
         del rulebook, names, formats
 
     @abstractmethod
-    def load_previous_state(self, rows: Sequence[Sequence[Any]]) -> None:
-        """The stages history holds (level, entity_id, dimension, segment, entered_at)."""
+    def load_previous_state(self, rows: Any = None) -> None:
+        """The stages history holds: an Arrow table of (level, entity_id, dimension, segment,
+        entered_at), or None for none."""
 
     @abstractmethod
     def execute(self, plan: Plan, progress: Progress | None = None) -> None:

@@ -186,19 +186,23 @@ class DuckDBEngine(Engine):
 
     # --- running -------------------------------------------------------------------------
 
-    def load_previous_state(self, rows: Sequence[Sequence[Any]]) -> None:
-        """The stages history holds now (level, entity_id, dimension, segment, entered_at),
-        read by dimensions that are state machines."""
+    def load_previous_state(self, rows: Any = None) -> None:
+        """The stages history holds now, read by dimensions that are state machines: an
+        Arrow table of (level, entity_id, dimension, segment, entered_at), or None."""
         self.connection.execute(
             "CREATE OR REPLACE TEMP TABLE previous_state (level VARCHAR, entity_id VARCHAR, "
             "dimension VARCHAR, segment VARCHAR, entered_at TIMESTAMP)")
-        if rows:
-            self.connection.executemany("INSERT INTO previous_state VALUES (?, ?, ?, ?, ?)",
-                                        [list(row) for row in rows])
+        if rows is not None and rows.num_rows:
+            self.connection.register("__previous", rows)
+            try:
+                self.connection.execute("INSERT INTO previous_state SELECT level, entity_id, "
+                                        "dimension, segment, entered_at FROM __previous")
+            finally:
+                self.connection.unregister("__previous")
 
     def execute(self, plan: Plan, progress: Progress | None = None) -> None:
         if plan.state_machines and not self._has_previous_state():
-            self.load_previous_state([])
+            self.load_previous_state()
         steps = list(plan.work())
         for index, step in enumerate(steps):
             if progress:

@@ -32,6 +32,16 @@ class Backend(ABC):
     def fetch(self, statement: Statement, parameters: Sequence[Any] = ()
               ) -> list[tuple[Any, ...]]: ...
 
+    def fetch_arrow(self, statement: Statement) -> Any:
+        """Rows as an Arrow table (for handing to an engine without a Python loop)."""
+        import pyarrow as pa
+
+        rows = self.fetch(statement)
+        tree = sqlglot.parse_one(self.render(statement), read=self.dialect)
+        assert isinstance(tree, exp.Query)
+        names = [e.alias_or_name for e in tree.selects]
+        return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+
     def has_table(self, name: str) -> bool:
         rows = self.fetch("SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
                           "AND table_schema = current_schema()", [name])

@@ -43,6 +43,9 @@ class DuckDBBackend(Backend):
               ) -> list[tuple[Any, ...]]:
         return self.connection.execute(self.render(statement), list(parameters)).fetchall()
 
+    def fetch_arrow(self, statement: Statement) -> Any:
+        return self.connection.sql(self.render(statement)).to_arrow_table()
+
     def load(self, table: str, data: Any) -> None:
         self.connection.register("__incoming", data)
         try:

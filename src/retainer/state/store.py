@@ -248,16 +248,15 @@ class Store:
             "FROM memberships WHERE exited_run = ? ORDER BY 1, 2, 3", [run_id, run_id])
         return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
-    def open_memberships(self, dimensions: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Current (open) memberships of the given dimensions: level, entity, dimension,
-        segment, entered_at — what a state machine needs to decide the next stage."""
-        if not dimensions:
-            return []
+    def open_memberships(self, dimensions: Sequence[str]) -> Any:
+        """Current (open) memberships of the given dimensions as an Arrow table: level,
+        entity_id, dimension, segment, entered_at — what a state machine needs."""
         query = (exp.select("level", "entity_id", "dimension", "segment", "entered_at")
                  .from_("memberships")
                  .where(exp.column("exited_at").is_(exp.null()))
-                 .where(exp.column("dimension").isin(*(exp.Placeholder() for _ in dimensions))))
-        return self.backend.fetch(query, list(dimensions))
+                 .where(exp.column("dimension").isin(
+                     *(exp.Literal.string(name) for name in dimensions) or [exp.null()])))
+        return self.backend.fetch_arrow(query)
 
     def size_bytes(self) -> int:
         return self.backend.size_bytes()
