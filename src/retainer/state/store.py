@@ -255,7 +255,7 @@ class Store:
                  .from_("memberships")
                  .where(exp.column("exited_at").is_(exp.null()))
                  .where(exp.column("dimension").isin(
-                     *(exp.Literal.string(name) for name in dimensions) or [exp.null()])))
+                     *([exp.Literal.string(name) for name in dimensions] or [exp.null()]))))
         return self.backend.fetch_arrow(query)
 
     def size_bytes(self) -> int:
