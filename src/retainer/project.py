@@ -194,10 +194,12 @@ class Project:
         plan = self._compile(catalog, as_of)
         compute.load_previous_state(store.open_memberships(plan.state_machines))
         compute.execute(plan, progress)
-        compute.stage_outputs(plan)
-        if compute is not engine:
+        if compute is engine:
+            engine.stage_outputs(plan, temporary=not final)
+        else:
+            compute.stage_outputs(plan)
             engine.receive_staged({step.name: compute.staged_arrow(step.name)
-                                   for step in plan.outputs()})
+                                   for step in plan.outputs()}, temporary=not final)
         exports = self._write_exports(engine, plan) if final else {}
         # History first, outputs after: a kill in between leaves both consistent on their
         # own, and the next run simply records again.

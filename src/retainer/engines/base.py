@@ -45,7 +45,7 @@ class Engine(ABC):
         """Run the plan's work steps."""
 
     @abstractmethod
-    def stage_outputs(self, plan: Plan) -> None:
+    def stage_outputs(self, plan: Plan, temporary: bool = True) -> None:
         """Compute every output step into `<name>__next`, publishing nothing."""
 
     @abstractmethod

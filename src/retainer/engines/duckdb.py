@@ -218,25 +218,34 @@ class DuckDBEngine(Engine):
         self.stage_outputs(plan)
         self.publish_staged(plan, metadata)
 
-    def stage_outputs(self, plan: Plan) -> None:
-        """Compute the outputs as temporary `<name>__next` tables, nothing published yet."""
+    def stage_outputs(self, plan: Plan, temporary: bool = True) -> None:
+        """Compute the outputs as `<name>__next` tables, nothing published yet.
+
+        Outputs about to be published are staged in the database itself, so publishing is a
+        rename; a kill before it leaves only `__next` tables, replaced by the next run.
+        """
         for step in plan.outputs():
-            create = exp.Create(this=exp.to_table(staged(step.name)), kind="TABLE",
-                                replace=True, expression=step.query,
-                                properties=exp.Properties(expressions=[
-                                    exp.TemporaryProperty()]))
-            self._run(create.sql(DIALECT), step.name)
+            self.create_table(staged(step.name), step.query, temporary)
 
     def publish_staged(self, plan: Plan, metadata: Mapping[str, Any]) -> None:
         """Replace the published outputs with the staged ones in one transaction: a failure
         or a kill leaves the previous outputs in place."""
         connection = self.connection
+        for step in plan.outputs():  # temporary staged tables are copied in, not renamed
+            if self._is_temporary(staged(step.name)):
+                self.create_table(staged(step.name) + "_persisted",
+                                  exp.select(exp.Star()).from_(staged(step.name)), False)
         connection.execute("BEGIN TRANSACTION")
         try:
             for step in plan.outputs():
-                create = exp.Create(this=exp.to_table(step.name), kind="TABLE", replace=True,
-                                    expression=exp.select(exp.Star()).from_(staged(step.name)))
-                self._run(create.sql(DIALECT), step.name)
+                source = staged(step.name)
+                if self._is_temporary(source):
+                    source += "_persisted"
+                self._run(exp.Drop(tables=[exp.to_table(step.name)], kind="TABLE",
+                                   exists=True).sql(DIALECT), step.name)
+                rename = exp.Alter(this=exp.to_table(source), kind="TABLE", actions=[
+                    exp.AlterRename(this=exp.to_table(step.name))])
+                self._run(rename.sql(DIALECT), step.name)
             connection.execute("CREATE OR REPLACE TABLE run_info (key VARCHAR, value VARCHAR)")
             connection.executemany("INSERT INTO run_info VALUES (?, ?)",
                                    [(k, json.dumps(v, default=str)) for k, v in
@@ -249,20 +258,32 @@ class DuckDBEngine(Engine):
     def staged_arrow(self, name: str) -> Any:
         return self.arrow(exp.select(exp.Star()).from_(staged(name)))
 
-    def receive_staged(self, tables: Mapping[str, Any]) -> None:
+    def receive_staged(self, tables: Mapping[str, Any], temporary: bool = True) -> None:
         """Staged outputs computed by another engine become this engine's `<name>__next`."""
         for name, table in tables.items():
             self.connection.register("__received", table)
             try:
-                self.create_table(staged(name), exp.select(exp.Star()).from_("__received"))
+                self.create_table(staged(name), exp.select(exp.Star()).from_("__received"),
+                                  temporary)
             finally:
                 self.connection.unregister("__received")
 
-    def create_table(self, name: str, query: exp.Query) -> None:
+    def create_table(self, name: str, query: exp.Query, temporary: bool = True) -> None:
+        if not temporary:  # a temporary table of that name would shadow the new one
+            stale = exp.Table(this=exp.to_identifier(name), db=exp.to_identifier("main"),
+                              catalog=exp.to_identifier("temp"))
+            self._run(exp.Drop(tables=[stale], kind="TABLE", exists=True).sql(DIALECT), name)
+        properties = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary \
+            else None
         create = exp.Create(this=exp.to_table(name), kind="TABLE", replace=True,
-                            expression=query, properties=exp.Properties(expressions=[
-                                exp.TemporaryProperty()]))
+                            expression=query, properties=properties)
         self._run(create.sql(DIALECT), name)
+
+    def _is_temporary(self, name: str) -> bool:
+        rows = self.connection.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+            [name]).fetchall()
+        return bool(rows[0][0])
 
     def create_view(self, name: str, query: exp.Query) -> None:
         create = exp.Create(this=exp.to_table(name), kind="VIEW", replace=True,

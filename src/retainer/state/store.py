@@ -251,11 +251,12 @@ class Store:
     def open_memberships(self, dimensions: Sequence[str]) -> Any:
         """Current (open) memberships of the given dimensions as an Arrow table: level,
         entity_id, dimension, segment, entered_at — what a state machine needs."""
+        names: list[exp.Expr] = [exp.Literal.string(name) for name in dimensions]
         query = (exp.select("level", "entity_id", "dimension", "segment", "entered_at")
                  .from_("memberships")
                  .where(exp.column("exited_at").is_(exp.null()))
                  .where(exp.column("dimension").isin(
-                     *([exp.Literal.string(name) for name in dimensions] or [exp.null()]))))
+                     *(names or [exp.cast(exp.null(), "VARCHAR")]))))
         return self.backend.fetch_arrow(query)
 
     def size_bytes(self) -> int:
