@@ -185,7 +185,8 @@ class Project:
 
     def _begin(self, store: Store, kind: str, as_of: datetime) -> int:
         return store.begin_run(kind, as_of, self.rulebook.content_hash, git_commit(self.root),
-                               "duckdb", self.rulebook.file_texts(), utc_now())
+                               self.rulebook.config.engine, self.rulebook.file_texts(),
+                               utc_now())
 
     def _evaluate(self, engine: DuckDBEngine, compute: Engine, store: Store, run_id: int,
                   as_of: datetime, catalog: Catalog, progress: Progress | None, final: bool,
