@@ -15,6 +15,14 @@ from retainer.errors import RetainerError
 from retainer.state.backend import Backend, Statement
 
 
+def _unopenable(path: Path, exc: Exception) -> RetainerError:
+    if "lock" in str(exc).lower():
+        return RetainerError(f"the state store {path} is in use by another Retainer process",
+                             hint="wait for it to finish, then try again")
+    return RetainerError(f"cannot open the state store {path}: {exc}",
+                         hint="is it a DuckDB database written by Retainer?")
+
+
 class DuckDBBackend(Backend):
     dialect = "duckdb"
 
@@ -24,16 +32,8 @@ class DuckDBBackend(Backend):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.connection = duckdb.connect(str(path))
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise RetainerError(f"the state store {path} is in use by another Retainer "
-                                    "process", hint="wait for it to finish, then try again"
-                                    ) from None
-            raise RetainerError(f"cannot open the state store {path}: {exc}",
-                                hint="is it a DuckDB database written by Retainer?") from None
         except duckdb.Error as exc:
-            raise RetainerError(f"cannot open the state store {path}: {exc}",
-                                hint="is it a DuckDB database written by Retainer?") from None
+            raise _unopenable(path, exc) from None
         self.connection.execute("SET TimeZone = 'UTC'")
 
     def execute(self, statement: Statement, parameters: Sequence[Any] = ()) -> None:
@@ -97,12 +97,7 @@ class AttachedDuckDBBackend(DuckDBBackend):
         try:
             connection.execute(attach.sql(self.dialect))
         except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
-                raise RetainerError(f"the state store {path} is in use by another Retainer "
-                                    "process", hint="wait for it to finish, then try again"
-                                    ) from None
-            raise RetainerError(f"cannot open the state store {path}: {exc}",
-                                hint="is it a DuckDB database written by Retainer?") from None
+            raise _unopenable(path, exc) from None
 
     def render(self, statement: Statement) -> str:
         tree = super().render(statement)
