@@ -32,12 +32,17 @@ class Format(StrEnum):
 def diff(
         project: Annotated[Path, typer.Option("--project", "-p", help="project directory",
                                               file_okay=False)] = Path("."),
-        against: Annotated[str, typer.Option(
+        against: Annotated[str | None, typer.Option(
             "--against", metavar="GIT_REF",
-            help="the old rulebook: a commit, branch or tag")] = "HEAD",
+            help="the old rulebook: a commit, branch or tag (default: HEAD)")] = None,
+        against_run: Annotated[int | None, typer.Option(
+            "--against-run", metavar="RUN_ID",
+            help="the old rulebook: the files recorded run RUN_ID used ('retainer runs' "
+                 "lists them), evaluated on today's data; instead of --against")] = None,
         as_of: Annotated[str | None, typer.Option(
             "--as-of", help="evaluate both versions as of this UTC date or time (a date "
-                            "means its midnight); default: now")] = None,
+                            "means its midnight); default: now. With --against-run, give the "
+                            "run's as_of to evaluate at the run's moment")] = None,
         output_format: Annotated[Format, typer.Option(
             "--format", help="table (terminal), json (machine-readable, to stdout) or "
                              "markdown (a pull-request comment)")] = Format.table,
@@ -50,24 +55,38 @@ def diff(
             help="exit 1 when more than N entities change segment in any dimension "
                  "(a CI gate)")] = None,
 ) -> None:
-    """Show who moves between the committed rulebook and the working tree, on today's data."""
+    """Show who moves between an old rulebook (committed at a git ref, or used by a recorded
+    run) and the working tree, on today's data."""
     from retainer.cli.main import friendly
-    friendly(_diff)(project, against, as_of, output_format, samples, fail_if_moved)
+    friendly(_diff)(project, against, against_run, as_of, output_format, samples,
+                    fail_if_moved)
 
 
-def _diff(project: Path, against: str, as_of: str | None, output_format: Format,
-          samples: int, fail_if_moved: int | None) -> None:
+def _diff(project: Path, against: str | None, against_run: int | None, as_of: str | None,
+          output_format: Format, samples: int, fail_if_moved: int | None) -> None:
     from retainer import diff as impact_diff
     from retainer.cli.main import console, errors
+    from retainer.errors import RetainerError
     from retainer.project import parse_as_of
+    if against is not None and against_run is not None:
+        # Like Retainer's other argument checks (exit 1): exit 2 means an invalid rulebook.
+        raise RetainerError("--against and --against-run both choose the old rulebook",
+                            hint="give one: --against GIT_REF for a commit, --against-run "
+                                 "RUN_ID for a recorded run")
     moment = parse_as_of(as_of)
     try:
         new = impact_diff.working_tree_rulebook(project)
-        old = impact_diff.rulebook_at_git_ref(project, against)
-        with (errors.status(f"running the rulebook at {escape(against)} and the working tree"),
+        if against_run is None:
+            label = against or "HEAD"
+            old = impact_diff.rulebook_at_git_ref(project, label)
+        else:
+            label = impact_diff.run_label(against_run)
+            old = impact_diff.rulebook_of_run(new, against_run)
+        with (errors.status(f"running the old rulebook ({escape(label)}) and the working "
+                            "tree"),
               impact_diff.stored_history(new) as history):
-            impact = impact_diff.compare(old, new, moment, samples, old_label=against,
-                                         new_label="working tree", history=history)
+            impact = impact_diff.compare(old, new, moment, samples, old_label=label,
+                                         new_label=impact_diff.WORKING_TREE, history=history)
     except impact_diff.InvalidRulebook as exc:
         errors.print(f"[bold red]the {exc.side} rulebook ({escape(exc.label)}) is invalid[/]",
                      highlight=False)
@@ -105,13 +124,8 @@ def render_impact(console: Console, impact: Impact) -> None:
         title = (f"{dimension.name} ({dimension.level}s, {dimension.status}): "
                  f"{dimension.moved:,} moved")
         console.print(_matrix(dimension.cells, dimension.order, title))
-        renamed = dimension.status == "changed"
-        notes = [f"segments added: {', '.join(dimension.segments_added)}"
-                 if dimension.segments_added and renamed else "",
-                 f"segments removed: {', '.join(dimension.segments_removed)}"
-                 if dimension.segments_removed and renamed else ""]
-        for note in filter(None, notes):
-            console.print(Text(f"  {note}", style="dim"))
+        for what, names in dimension.segment_changes:
+            console.print(Text(f"  {what}: {', '.join(names)}", style="dim"))
     if quiet:
         console.print(Text(f"no moves in {', '.join(quiet)}", style="dim"))
     tags = [t for t in impact.tags if t.status != "unchanged"]
@@ -144,27 +158,22 @@ def render_impact(console: Console, impact: Impact) -> None:
 
 
 def _matrix(cells: Sequence[Cell], order: Sequence[str], title: str) -> Table:
-    from retainer.diff import matrix_axes
-    rows, columns = matrix_axes(cells, order)
-    counts = {(c.from_segment, c.to_segment): c for c in cells}
+    from retainer.diff import Matrix, count_or_blank
+    matrix = Matrix.of(cells, order)
     table = Table(title=title, title_justify="left", show_edge=False, show_footer=True)
     table.add_column("before ＼ after", footer="moved in")
-    for column in columns:
-        moved_in = sum(c.count for c in cells if c.to_segment == column and c.moved)
-        table.add_column(_value(column), justify="right", footer=_blank(moved_in))
-    total = sum(c.count for c in cells if c.moved)
-    table.add_column("moved out", justify="right", footer=Text(f"{total:,}", style="bold"))
-    for row in rows:
+    for column in matrix.columns:
+        table.add_column(_value(column), justify="right",
+                         footer=count_or_blank(matrix.moved_in(column)))
+    table.add_column("moved out", justify="right",
+                     footer=Text(f"{matrix.moved:,}", style="bold"))
+    for row in matrix.rows:
         values: list[Text] = []
-        for column in columns:
-            cell = counts.get((row, column))
-            if cell is None or not cell.count:
-                values.append(Text(""))
-            else:
-                values.append(Text(f"{cell.count:,}", style="bold yellow" if cell.moved
-                                   else "dim"))
-        out = sum(c.count for c in cells if c.from_segment == row and c.moved)
-        table.add_row(_value(row), *values, _blank(out))
+        for column in matrix.columns:
+            cell = matrix.cell(row, column)
+            values.append(Text("") if cell is None else Text(
+                f"{cell.count:,}", style="bold yellow" if cell.moved else "dim"))
+        table.add_row(_value(row), *values, count_or_blank(matrix.moved_out(row)))
     return table
 
 
@@ -197,10 +206,6 @@ def _rule(console: Console, rule: RuleReason) -> None:
         if uses:
             text.append(f"   ({uses})", style="dim")
         console.print(text)
-
-
-def _blank(count: int) -> str:
-    return f"{count:,}" if count else ""
 
 
 def _value(item: object) -> str:

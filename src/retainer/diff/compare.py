@@ -26,7 +26,7 @@ from retainer.diff.impact import (
     TagImpact,
     segment_rank,
 )
-from retainer.diff.results import EvaluatedSide, History, Joined, evaluated
+from retainer.diff.results import History, Joined, evaluated
 from retainer.explain import Explanation, RuleOutcome, explain
 from retainer.project import utc_now
 from retainer.rulebook.loader import Rulebook

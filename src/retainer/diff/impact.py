@@ -27,7 +27,8 @@ class Cell:
         return self.from_segment != self.to_segment
 
 
-def moved(cells: Iterable[Cell]) -> int:
+def moved_count(cells: Iterable[Cell]) -> int:
+    """Entities in cells whose segment before and after differ."""
     return sum(c.count for c in cells if c.moved)
 
 
@@ -91,7 +92,7 @@ class DimensionImpact:
     def moved(self) -> int:
         """Entities whose segment differs; for an added or removed dimension, every entity
         with a segment on the side that has it."""
-        return moved(self.cells)
+        return moved_count(self.cells)
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -141,7 +142,7 @@ class HealthImpact:
 
     @property
     def band_moved(self) -> int:
-        return moved(self.cells)
+        return moved_count(self.cells)
 
 
 @dataclass(frozen=True)
