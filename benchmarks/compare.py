@@ -85,6 +85,6 @@ def _equal(left: pd.Series, right: pd.Series, column: str) -> pd.Series:
 
 def _values(series: pd.Series) -> np.ndarray:
     """Plain Python objects, missing values as None (pd.NA would refuse to compare)."""
-    values = series.to_numpy(dtype=object)
+    values: np.ndarray = series.to_numpy(dtype=object)
     values[series.isna().to_numpy()] = None
     return values

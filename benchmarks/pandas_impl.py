@@ -204,9 +204,9 @@ def _account_results(t: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
         weighted += (score * weight).fillna(0)
         weights += score.notna() * weight
     t["health"] = _round_half_away(weighted / weights.where(weights > 0), 2)
-    health = t["health"]
-    t["health_band"] = np.select([health >= 70, health >= 45, health >= 0],
-                                 ["green", "yellow", "red"], None)
+    # Bands from their lower bounds: [0, 45) red, [45, 70) yellow, [70, ...) green.
+    t["health_band"] = pd.cut(t["health"], [0, 45, 70, np.inf], right=False,
+                              labels=["red", "yellow", "green"])
 
     t["lifecycle"] = np.select(
         [t["cancelled_at"].notna(),

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlglot import exp
 
@@ -175,7 +175,7 @@ def rewrite(step_name: str, query: exp.Query) -> exp.Query:
             return exp.Count(this=exp.Distinct(expressions=[case]))
         return node
 
-    query = query.transform(distinct_as_case)
+    query = cast(exp.Query, query.transform(distinct_as_case))
     if not step_name.startswith("agg_") or not isinstance(query, exp.Select):
         return query
     aggregates = [e.unalias() for e in query.expressions[1:]]
