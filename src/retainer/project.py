@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time as clock
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
 
+PUBLISHING_MARKER = ".publishing"
 # The SQL dialect each engine runs (the compiler shapes its trees for that dialect).
 DIALECT_OF_ENGINE = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
 
@@ -96,6 +98,7 @@ class Project:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
         self.rulebook: Rulebook = load_project(self.root)
+        self._finish_interrupted_publish()
 
     @property
     def output_database(self) -> Path:
@@ -193,7 +196,7 @@ class Project:
                   started: float) -> tuple[Plan, bool]:
         """Compute on `compute`; record and publish through the local `engine`."""
         plan = self._compile(catalog, as_of)
-        compute.load_previous_state(store.open_memberships(plan.state_machines))
+        compute.load_previous_state(store.open_memberships(plan.state_machines, as_of))
         compute.execute(plan, progress)
         if compute is engine:
             engine.stage_outputs(plan, temporary=not final)
@@ -218,12 +221,52 @@ class Project:
                                   self.rulebook.content_hash, utc_now(),
                                   clock.perf_counter() - started)
         if final:
+            # The marker names the run whose exports wait beside the published files: if the
+            # process dies after the commit, whoever opens the project next moves them in.
+            marker = self.export_dir / PUBLISHING_MARKER
+            if exports:
+                marker.write_text(json.dumps({"run_id": run_id}), encoding="utf-8")
             engine.publish_staged(plan, {"as_of": as_of.isoformat(sep=" "), "run_id": run_id,
                                          "rulebook_hash": self.rulebook.content_hash,
                                          "project": self.rulebook.config.name})
-            for partial, final_path in exports.items():
-                partial.replace(final_path)
+            self._move_exports_in(list(exports))
+            marker.unlink(missing_ok=True)
         return plan, in_history
+
+    def _move_exports_in(self, partials: list[Path]) -> None:
+        for partial in partials:
+            try:
+                partial.replace(partial.with_name(partial.name.removesuffix(".next")))
+            except OSError as exc:
+                raise RetainerError(f"cannot move the export {partial.name} into place: "
+                                    f"{exc.strerror}", hint="check the export directory's "
+                                    "permissions; the database holds the results") from None
+
+    def _finish_interrupted_publish(self) -> None:
+        """Complete (or discard) exports a killed run left behind, so the exported files
+        always match the published tables."""
+        marker = self.export_dir / PUBLISHING_MARKER
+        if not marker.exists():
+            return
+        try:
+            waiting = int(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
+            engine = DuckDBEngine(self.output_database, read_only=True)
+        except (ValueError, KeyError, RetainerError):
+            return  # a run is publishing right now, or the marker is unreadable
+        try:
+            rows = engine.query(exp.select("value").from_("run_info").where(
+                exp.column("key").eq(exp.Literal.string("run_id"))))
+        except RetainerError:
+            rows = []
+        finally:
+            engine.close()
+        partials = sorted(self.export_dir.glob("*.next"))
+        if rows and int(json.loads(rows[0][0])) == waiting:
+            self._move_exports_in(partials)
+        else:
+            for partial in partials:
+                partial.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
 
     def _key(self, level: str) -> str:
         kind = "accounts" if level == "account" else "contacts"

@@ -45,7 +45,7 @@ def friendly(command: F) -> F:
             _problem(exc.problem, "[bold red]error:[/] ")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            errors.print("interrupted; published results are unchanged")
+            errors.print("interrupted; 'retainer runs' shows what was recorded")
             raise typer.Exit(130) from None
     return wrapper  # type: ignore[return-value]
 

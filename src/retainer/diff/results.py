@@ -21,7 +21,7 @@ from retainer.rulebook.loader import Rulebook
 
 # The open memberships of some dimensions, as an Arrow table of (level, entity_id, dimension,
 # segment, entered_at): the stages state machines start from.
-History = Callable[[Sequence[str]], Any]
+History = Callable[[Sequence[str], datetime], Any]
 LEVELS: tuple[Level, ...] = ("account", "contact")
 DIALECT = "duckdb"
 # Comparison columns are prefixed by kind (`d__` dimension, `t__` tag, `h__` health) so a tag
@@ -78,7 +78,7 @@ def evaluated(rulebook: Rulebook, side: Side, label: str, as_of: datetime,
         except ValidationError as exc:
             raise as_side(side, label, exc) from None
         if history is not None and plan.state_machines:
-            engine.load_previous_state(history(plan.state_machines))
+            engine.load_previous_state(history(plan.state_machines, as_of))
         engine.execute(plan)
         engine.publish(plan, {"as_of": as_of.isoformat(sep=" "), "project":
                               rulebook.config.name, "rulebook_hash": rulebook.content_hash})

@@ -104,8 +104,10 @@ class Store:
         return run_id
 
     def fail_run(self, run_id: int, error: str, finished_at: datetime) -> None:
+        # Only a run still running can fail: one already recorded stays what it is.
         self.backend.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ? "
-                             "WHERE run_id = ?", [error[:2000], finished_at, run_id])
+                             "WHERE run_id = ? AND status = 'running'",
+                             [error[:2000], finished_at, run_id])
 
     def latest_as_of(self) -> datetime | None:
         rows = self.backend.fetch("SELECT max(as_of) FROM runs WHERE in_history")
@@ -248,13 +250,17 @@ class Store:
             "FROM memberships WHERE exited_run = ? ORDER BY 1, 2, 3", [run_id, run_id])
         return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
-    def open_memberships(self, dimensions: Sequence[str]) -> Any:
-        """Current (open) memberships of the given dimensions as an Arrow table: level,
-        entity_id, dimension, segment, entered_at — what a state machine needs."""
+    def open_memberships(self, dimensions: Sequence[str], before: datetime) -> Any:
+        """The memberships of the given dimensions that held just before `before`, as an
+        Arrow table (level, entity_id, dimension, segment, entered_at) — what a state
+        machine needs. A re-run at the latest as_of sees the stages before that run."""
         names: list[exp.Expr] = [exp.Literal.string(name) for name in dimensions]
+        moment = exp.cast(exp.Literal.string(before.isoformat(sep=" ")), "TIMESTAMP")
         query = (exp.select("level", "entity_id", "dimension", "segment", "entered_at")
                  .from_("memberships")
-                 .where(exp.column("exited_at").is_(exp.null()))
+                 .where(exp.LT(this=exp.column("entered_at"), expression=moment))
+                 .where(exp.or_(exp.column("exited_at").is_(exp.null()), exp.GTE(
+                     this=exp.column("exited_at"), expression=moment.copy())))
                  .where(exp.column("dimension").isin(
                      *(names or [exp.cast(exp.null(), "VARCHAR")]))))
         return self.backend.fetch_arrow(query)
