@@ -170,3 +170,6 @@ def test_history_commands(write_project: ProjectWriter) -> None:
     assert "stage" in history and "lapsed" in history and "2026-11-05" in history
     flows = cli("flows", "--from", "2026-10-02", "--to", "2026-11-05", "--dimension", "stage")
     assert "active" in flows and "lapsed" in flows
+    changes = cli("changes", "2")
+    assert "run 2 as of 2026-11-05" in changes
+    assert "lapsed" in changes and "entered" in changes and "exited" in changes

@@ -75,6 +75,32 @@ def history(entity_id: Annotated[str, typer.Argument(help="account id (or contac
 
 @app.command()
 @friendly
+def changes(run_id: Annotated[int, typer.Argument(help="a run id from 'retainer runs'")],
+            project: ProjectOption = Path("."),
+            limit: Annotated[int, typer.Option(help="entities listed per change")] = 10
+            ) -> None:
+    """Who entered and who exited which segment (or tag) at one run."""
+    from retainer.project import Project
+    with Project(project).store() as store:
+        record = store.run(run_id)
+        moves = store.transitions(run_id)
+    console.print(f"run {run_id} as of {record.as_of:%Y-%m-%d %H:%M} ({record.status}): "
+                  f"{len(moves):,} entries and exits")
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for entity, dimension, change, segment in moves:
+        grouped.setdefault((dimension, segment, change), []).append(entity)
+    table = Table(show_edge=False)
+    for column in ("dimension", "segment", "change", "count", "entities"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for (dimension, segment, change), entities in sorted(grouped.items()):
+        shown = ", ".join(entities[:limit]) + (" …" if len(entities) > limit else "")
+        table.add_row(dimension, segment, Text(change, style="green" if change == "entered"
+                                               else "red"), f"{len(entities):,}", shown)
+    console.print(table)
+
+
+@app.command()
+@friendly
 def flows(start: Annotated[str, typer.Option("--from", help="first date")],
           end: Annotated[str, typer.Option("--to", help="second date")],
           project: ProjectOption = Path("."),
