@@ -172,6 +172,9 @@ from retainer.cli import history as _history  # noqa: E402,F401
 from retainer.cli.diff_command import diff as _diff  # noqa: E402
 
 app.command(name="diff")(_diff)
+from retainer.cli.export_command import export_app as _export_app  # noqa: E402
+
+app.add_typer(_export_app, name="export")
 
 if __name__ == "__main__":
     app()
