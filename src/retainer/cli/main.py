@@ -82,6 +82,8 @@ def validate(project: ProjectOption = Path(".")) -> None:
     loaded = Project(project)
     plan = loaded.plan()
     rulebook = loaded.rulebook
+    from retainer.measure import check_measures
+    check_measures(rulebook)
     console.print(f"[green]✓[/] {rulebook.config.name}: {len(rulebook.sources)} sources, "
                   f"{len(rulebook.traits)} traits, {len(rulebook.dimensions)} dimensions, "
                   f"{len(rulebook.tags)} tags, health {'on' if rulebook.health else 'off'}; "
@@ -175,6 +177,13 @@ app.command(name="diff")(_diff)
 from retainer.cli.export_command import export_app as _export_app  # noqa: E402
 
 app.add_typer(_export_app, name="export")
+from retainer.cli.measure_commands import backtest as _backtest  # noqa: E402
+from retainer.cli.measure_commands import measure as _measure  # noqa: E402
+from retainer.cli.measure_commands import report as _report  # noqa: E402
+
+app.command(name="measure")(_measure)
+app.command(name="backtest")(_backtest)
+app.command(name="report")(_report)
 
 if __name__ == "__main__":
     app()

@@ -1,8 +1,8 @@
 """Read a project directory into a Rulebook, collecting every problem with its file:line.
 
 A project is `retainer.yml` plus rulebook files (default: `rulebook/*.yml`). Each section —
-sources, traits, segments, tags, health — may appear in any of them; a name defined twice is
-an error that points at both places.
+sources, traits, segments, tags, health, measures — may appear in any of them; a name defined
+twice is an error that points at both places.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from retainer.rulebook.models import (
     DerivedTrait,
     Dimension,
     Health,
+    Measure,
     ProjectConfig,
     Source,
     Tag,
@@ -31,7 +32,7 @@ from retainer.rulebook.yamlpos import PathKey, Positions, load_yaml, string_offs
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 PROJECT_FILE = "retainer.yml"
-SECTIONS = ("sources", "traits", "segments", "tags", "health")
+SECTIONS = ("sources", "traits", "segments", "tags", "health", "measures")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Rulebook:
     origins: Mapping[tuple[str, str], Origin] = field(repr=False)
     content_hash: str = ""
     files: tuple[Path, ...] = ()     # the YAML files it was read from
+    measures: Mapping[str, Measure] = field(default_factory=dict)  # docs/measures.md
 
     def file_texts(self) -> dict[str, str]:
         """The rulebook's files as written, by path relative to the project (kept per run)."""
@@ -133,6 +135,7 @@ class _Builder:
         self.dimensions: dict[str, Dimension] = {}
         self.tags: dict[str, Tag] = {}
         self.health: Health | None = None
+        self.measures: dict[str, Measure] = {}
         self.origins: dict[tuple[str, str], Origin] = {}
         self.hasher = hashlib.sha256()
         self.files: list[Path] = []
@@ -144,7 +147,8 @@ class _Builder:
     def build(self, config: ProjectConfig) -> Rulebook:
         return Rulebook(self.root, config, dict(self.sources), dict(self.traits),
                         dict(self.dimensions), dict(self.tags), self.health, dict(self.origins),
-                        self.hasher.hexdigest()[:16], tuple(self.files))
+                        self.hasher.hexdigest()[:16], tuple(self.files),
+                        measures=dict(self.measures))
 
     def rulebook_file(self, document: Any, positions: Positions) -> None:
         if document is None:
@@ -167,7 +171,8 @@ class _Builder:
         self.hasher.update(repr({k: v for k, v in document.items() if k not in SECTIONS}
                                 ).encode())
         for section, parse in (("sources", self._source), ("traits", self._trait),
-                               ("segments", self._dimension), ("tags", self._tag)):
+                               ("segments", self._dimension), ("tags", self._tag),
+                               ("measures", self._measure)):
             entries = document.get(section)
             if entries is None:
                 continue
@@ -225,6 +230,11 @@ class _Builder:
         model = self.model(Tag, {"when": raw} if isinstance(raw, str) else raw, positions, path)
         if model is not None:
             self.tags[name] = model
+
+    def _measure(self, name: str, raw: Any, positions: Positions, path: PathKey) -> None:
+        model = self.model(Measure, raw, positions, path)
+        if model is not None:
+            self.measures[name] = model
 
     def _dimension(self, name: str, raw: Any, positions: Positions, path: PathKey) -> None:
         rules_path: PathKey = path
