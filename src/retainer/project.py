@@ -109,7 +109,9 @@ class Project:
         return self.rulebook.path(self.rulebook.config.output.export_dir)
 
     def catalog(self) -> Catalog:
-        engine = DuckDBEngine()
+        """What the project's engine sees of the sources (for validate, compile, test)."""
+        engine: Engine = DuckDBEngine() if self.rulebook.config.engine == "duckdb" \
+            else create_engine(self.rulebook)
         try:
             return engine.attach_sources(self.rulebook)
         finally:

@@ -1,22 +1,30 @@
-"""Run a rulebook over literal rows on an engine and return the published rows by id.
+"""Run a rulebook over literal rows on an engine and return the staged rows by id.
 
 The behaviour suite is written against this one function so that every engine runs the same
-cases; DuckDB's answers are the reference.
+cases; DuckDB's answers are the reference. The `target` fixture runs each test once per engine
+in ENGINES; the PostgreSQL run uses a fresh schema (see `postgres_url` in tests/conftest.py) and
+is skipped, like every server test, when no server is reachable outside CI.
 """
 
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlglot import exp
+import pytest
 
 from retainer.compile.plan import compile_plan
+from retainer.engines import create_engine
+from retainer.engines.base import Engine
 from retainer.engines.duckdb import DuckDBEngine
+from retainer.project import DIALECT_OF_ENGINE
 from retainer.rulebook.loader import load_project
+from retainer.state.postgres_backend import split_schema
 
+ENGINES = ("duckdb", "postgres")
 SOURCES = """
 name: behaviour
 sources:
@@ -29,22 +37,44 @@ sources:
 Rows = dict[str, list[dict[str, Any]]]
 
 
-def evaluate(tmp_path: Path, rulebook: str, given: Rows, as_of: datetime,
-             level: str = "account") -> dict[str, dict[str, Any]]:
-    root = tmp_path / "behaviour"
+@dataclass(frozen=True)
+class Target:
+    """The engine a behaviour case runs on, and where its project lives."""
+
+    engine: str
+    directory: Path
+    postgres_url: str | None = None
+
+    def settings(self) -> str:
+        """The retainer.yml lines that select the engine."""
+        if self.engine == "duckdb":
+            return ""
+        assert self.postgres_url is not None
+        url, schema = split_schema(self.postgres_url)
+        return f"engine: postgres\npostgres: {{url: '{url}', schema: {schema}}}\n"
+
+
+@pytest.fixture(params=ENGINES)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return Target(request.param, tmp_path, url)
+
+
+def evaluate(target: Target, rulebook: str, given: Rows, as_of: datetime,
+             level: str = "account", output: str | None = None) -> dict[str, dict[str, Any]]:
+    """The rows of `<level>_results` (or of another output) by their first column."""
+    root = target.directory / "behaviour"
     root.mkdir(exist_ok=True)
-    (root / "retainer.yml").write_text(textwrap.dedent(SOURCES).lstrip() +
+    (root / "retainer.yml").write_text(textwrap.dedent(SOURCES).lstrip() + target.settings() +
                                        textwrap.dedent(rulebook), encoding="utf-8")
     loaded = load_project(root)
-    engine = DuckDBEngine()
+    engine: Engine = DuckDBEngine() if target.engine == "duckdb" else create_engine(loaded)
     try:
         catalog = engine.attach_rows(loaded, given)
-        plan = compile_plan(loaded, catalog, as_of, as_of)
+        plan = compile_plan(loaded, catalog, as_of, as_of, DIALECT_OF_ENGINE[target.engine])
         engine.execute(plan)
-        engine.publish(plan, {})
-        cursor = engine.connection.execute(
-            exp.select(exp.Star()).from_(f"{level}_results").sql("duckdb"))
-        names = [d[0] for d in cursor.description]
-        return {str(row[0]): dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+        engine.stage_outputs(plan)
+        rows = engine.staged_arrow(output or f"{level}_results").to_pylist()
     finally:
         engine.close()
+    return {str(next(iter(row.values()))): row for row in rows}

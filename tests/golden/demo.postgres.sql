@@ -10,7 +10,8 @@ GROUP BY
   s.source_id;
 
 -- stg_accounts: one row per account id
-CREATE OR REPLACE TABLE stg_accounts AS
+DROP TABLE IF EXISTS stg_accounts;
+CREATE TABLE stg_accounts AS
 SELECT
   *
 FROM (
@@ -34,7 +35,8 @@ WHERE
   __rank = 1;
 
 -- stg_contacts: one row per contact id, with its account
-CREATE OR REPLACE TABLE stg_contacts AS
+DROP TABLE IF EXISTS stg_contacts;
+CREATE TABLE stg_contacts AS
 SELECT
   *
 FROM (
@@ -115,7 +117,8 @@ SELECT
 FROM src_events AS s;
 
 -- agg_events_by_contact: 2 trait(s) of events per contact, one pass
-CREATE OR REPLACE TABLE agg_events_by_contact AS
+DROP TABLE IF EXISTS agg_events_by_contact;
+CREATE TABLE agg_events_by_contact AS
 SELECT
   __contact,
   COUNT(*) FILTER(WHERE
@@ -141,7 +144,8 @@ GROUP BY
   __contact;
 
 -- agg_events: 8 trait(s) of events per account, one pass
-CREATE OR REPLACE TABLE agg_events AS
+DROP TABLE IF EXISTS agg_events;
+CREATE TABLE agg_events AS
 SELECT
   __account,
   COUNT(*) FILTER(WHERE
@@ -216,7 +220,8 @@ GROUP BY
   __account;
 
 -- agg_subscriptions: 2 trait(s) of subscriptions per account, one pass
-CREATE OR REPLACE TABLE agg_subscriptions AS
+DROP TABLE IF EXISTS agg_subscriptions;
+CREATE TABLE agg_subscriptions AS
 SELECT
   __account,
   (
@@ -242,7 +247,8 @@ GROUP BY
   __account;
 
 -- agg_surveys: 2 trait(s) of surveys per account, one pass
-CREATE OR REPLACE TABLE agg_surveys AS
+DROP TABLE IF EXISTS agg_surveys;
+CREATE TABLE agg_surveys AS
 SELECT
   __account,
   (
@@ -254,14 +260,14 @@ SELECT
       )
       AND NOT score IS NULL)
   )[1] AS nps,
-  AVG(score) FILTER(WHERE
+  CAST(AVG(score) FILTER(WHERE
     (
       __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
       AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
     )
     AND (
       kind = 'csat'
-    )) AS csat_90d,
+    )) AS DOUBLE PRECISION) AS csat_90d,
   COUNT(*) AS __rows,
   COUNT(*) FILTER(WHERE
     __no_id) AS __no_id,
@@ -276,7 +282,8 @@ GROUP BY
   __account;
 
 -- agg_tickets: 2 trait(s) of tickets per account, one pass
-CREATE OR REPLACE TABLE agg_tickets AS
+DROP TABLE IF EXISTS agg_tickets;
+CREATE TABLE agg_tickets AS
 SELECT
   __account,
   COUNT(*) FILTER(WHERE
@@ -304,8 +311,9 @@ GROUP BY
   __account;
 
 -- run_contact: traits, health, segments and tags per contact
-CREATE OR REPLACE TABLE run_contact AS
-WITH base AS (
+DROP TABLE IF EXISTS run_contact;
+CREATE TABLE run_contact AS
+WITH base AS MATERIALIZED (
   SELECT
     e.__account,
     e.__contact,
@@ -323,7 +331,7 @@ WITH base AS (
     ON a.__account = e.__account
   LEFT JOIN agg_events_by_contact
     ON agg_events_by_contact.__contact = e.__contact
-), layer_1 AS (
+), layer_1 AS MATERIALIZED (
   SELECT
     *,
     contact_active_days_30d >= 12 AS __r__persona__0__0,
@@ -356,7 +364,8 @@ SELECT
 FROM layer_1;
 
 -- agg_contacts: roll-up of contacts per account
-CREATE OR REPLACE TABLE agg_contacts AS
+DROP TABLE IF EXISTS agg_contacts;
+CREATE TABLE agg_contacts AS
 SELECT
   __account,
   COUNT(*) FILTER(WHERE
@@ -369,8 +378,9 @@ GROUP BY
   __account;
 
 -- run_account: traits, health, segments and tags per account
-CREATE OR REPLACE TABLE run_account AS
-WITH base AS (
+DROP TABLE IF EXISTS run_account;
+CREATE TABLE run_account AS
+WITH base AS MATERIALIZED (
   SELECT
     e.__account,
     e.name AS account__name,
@@ -410,7 +420,7 @@ WITH base AS (
     ON previous_lifecycle.entity_id = e.__account
     AND previous_lifecycle.dimension = 'lifecycle'
     AND previous_lifecycle.level = 'account'
-), layer_1 AS (
+), layer_1 AS MATERIALIZED (
   SELECT
     *,
     CAST(EXTRACT(epoch FROM CAST(CAST(CAST('2026-12-01 00:00:00' AS TIMESTAMP) AS DATE) AS TIMESTAMP) - CAST(CAST(account__created_at AS DATE) AS TIMESTAMP)) / 86400 AS BIGINT) AS tenure_days,
@@ -571,7 +581,7 @@ WITH base AS (
       ELSE 100.0
     END AS DOUBLE PRECISION) AS health__sentiment
   FROM base
-), layer_2 AS (
+), layer_2 AS MATERIALIZED (
   SELECT
     *,
     COALESCE(
@@ -592,19 +602,154 @@ WITH base AS (
     ) AND (
       features_90d = 0
     ), FALSE) AS activation_overdue,
-    CAST(ROUND(
-      CAST(CAST((
-        COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
-      ) AS DOUBLE PRECISION) / NULLIF(
-        (
-          CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
-        ),
-        0
-      ) AS DECIMAL),
-      2
+    CAST((
+      (
+        TRUNC(
+          (
+            CAST((
+              COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+            ) AS DOUBLE PRECISION) / NULLIF(
+              (
+                CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+              ),
+              0
+            ) * 100
+          ) * 2
+        ) - TRUNC(
+          (
+            CAST((
+              COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+            ) AS DOUBLE PRECISION) / NULLIF(
+              (
+                CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+              ),
+              0
+            ) * 100
+          )
+        ) - CASE
+          WHEN ABS(
+            (
+              CAST((
+                COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+              ) AS DOUBLE PRECISION) / NULLIF(
+                (
+                  CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                ),
+                0
+              ) * 100
+            ) - TRUNC(
+              (
+                CAST((
+                  COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+                ) AS DOUBLE PRECISION) / NULLIF(
+                  (
+                    CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                  ),
+                  0
+                ) * 100
+              )
+            )
+          ) = 0.5
+          AND (
+            (
+              (
+                134217729 * CAST((
+                  COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+                ) AS DOUBLE PRECISION) / NULLIF(
+                  (
+                    CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                  ),
+                  0
+                ) - (
+                  134217729 * CAST((
+                    COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+                  ) AS DOUBLE PRECISION) / NULLIF(
+                    (
+                      CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                    ),
+                    0
+                  ) - CAST((
+                    COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+                  ) AS DOUBLE PRECISION) / NULLIF(
+                    (
+                      CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                    ),
+                    0
+                  )
+                )
+              ) * 100 - (
+                CAST((
+                  COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+                ) AS DOUBLE PRECISION) / NULLIF(
+                  (
+                    CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                  ),
+                  0
+                ) * 100
+              )
+            ) + (
+              CAST((
+                COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+              ) AS DOUBLE PRECISION) / NULLIF(
+                (
+                  CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                ),
+                0
+              ) - (
+                134217729 * CAST((
+                  COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+                ) AS DOUBLE PRECISION) / NULLIF(
+                  (
+                    CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                  ),
+                  0
+                ) - (
+                  134217729 * CAST((
+                    COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+                  ) AS DOUBLE PRECISION) / NULLIF(
+                    (
+                      CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                    ),
+                    0
+                  ) - CAST((
+                    COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+                  ) AS DOUBLE PRECISION) / NULLIF(
+                    (
+                      CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                    ),
+                    0
+                  )
+                )
+              )
+            ) * 100
+          ) * (
+            CAST((
+              COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+            ) AS DOUBLE PRECISION) / NULLIF(
+              (
+                CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+              ),
+              0
+            ) * 100
+          ) < 0
+          THEN SIGN(
+            (
+              CAST((
+                COALESCE(health__usage * 40.0, 0) + COALESCE(health__breadth * 20.0, 0) + COALESCE(health__support * 15.0, 0) + COALESCE(health__sentiment * 25.0, 0)
+              ) AS DOUBLE PRECISION) / NULLIF(
+                (
+                  CASE WHEN NOT health__usage IS NULL THEN 40.0 ELSE 0 END + CASE WHEN NOT health__breadth IS NULL THEN 20.0 ELSE 0 END + CASE WHEN NOT health__support IS NULL THEN 15.0 ELSE 0 END + CASE WHEN NOT health__sentiment IS NULL THEN 25.0 ELSE 0 END
+                ),
+                0
+              ) * 100
+            )
+          )
+          ELSE 0
+        END
+      ) / 100
     ) AS DOUBLE PRECISION) AS health
   FROM layer_1
-), layer_3 AS (
+), layer_3 AS MATERIALIZED (
   SELECT
     *,
     CASE
@@ -617,7 +762,7 @@ WITH base AS (
       ELSE NULL
     END AS health_band
   FROM layer_2
-), layer_4 AS (
+), layer_4 AS MATERIALIZED (
   SELECT
     *,
     NOT cancelled_at IS NULL AS __r__lifecycle__0__0,
@@ -895,7 +1040,8 @@ SELECT
 FROM layer_4;
 
 -- run_quality: rows read and rejected per source
-CREATE OR REPLACE TABLE run_quality AS
+DROP TABLE IF EXISTS run_quality;
+CREATE TABLE run_quality AS
 SELECT
   'accounts' AS source,
   COUNT(*) AS rows_read,
@@ -983,7 +1129,8 @@ LEFT JOIN stg_accounts AS k
   ON k.__account = g.__account;
 
 -- contact_results: published results per contact
-CREATE OR REPLACE TABLE contact_results AS
+DROP TABLE IF EXISTS contact_results;
+CREATE TABLE contact_results AS
 SELECT
   __contact AS contact_id,
   __account AS account_id,
@@ -996,7 +1143,8 @@ SELECT
 FROM run_contact;
 
 -- contact_reasons: clause values behind each contact's segments and tags
-CREATE OR REPLACE TABLE contact_reasons AS
+DROP TABLE IF EXISTS contact_reasons;
+CREATE TABLE contact_reasons AS
 SELECT
   __contact AS __key,
   __r__persona__0__0 AS __r__persona__0__0,
@@ -1007,7 +1155,8 @@ SELECT
 FROM run_contact;
 
 -- account_results: published results per account
-CREATE OR REPLACE TABLE account_results AS
+DROP TABLE IF EXISTS account_results;
+CREATE TABLE account_results AS
 SELECT
   __account AS account_id,
   account__name AS name,
@@ -1049,7 +1198,8 @@ SELECT
 FROM run_account;
 
 -- account_reasons: clause values behind each account's segments and tags
-CREATE OR REPLACE TABLE account_reasons AS
+DROP TABLE IF EXISTS account_reasons;
+CREATE TABLE account_reasons AS
 SELECT
   __account AS __key,
   __r__lifecycle__0__0 AS __r__lifecycle__0__0,
@@ -1081,7 +1231,8 @@ SELECT
 FROM run_account;
 
 -- data_quality: published quality report
-CREATE OR REPLACE TABLE data_quality AS
+DROP TABLE IF EXISTS data_quality;
+CREATE TABLE data_quality AS
 SELECT
   *
 FROM run_quality;

@@ -13,9 +13,10 @@ from datetime import datetime
 
 from sqlglot import exp
 
+from retainer.compile.capabilities import Capabilities
 from retainer.compile.context import Context, Node
 from retainer.compile.scopes import AggregateScope
-from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col, literal, timestamp
+from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col, for_engine, literal, timestamp
 from retainer.errors import did_you_mean
 from retainer.rulebook import expressions
 from retainer.rulebook.expressions import ExpressionError, Type
@@ -103,7 +104,7 @@ def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrai
         not_null = value_sql.copy().is_(exp.null()).not_()
         predicate = exp.and_(predicate, not_null) if predicate else not_null
     strategy = ctx.capabilities.value_at_time
-    aggregate = _aggregate(func, value_sql, strategy)
+    aggregate = _aggregate(func, value_sql, value_type, ctx.capabilities)
     if predicate is not None and func == "count_distinct":
         # COUNT(DISTINCT CASE …) means the same as COUNT(DISTINCT …) FILTER (…) but lets
         # engines hash (key, value) once instead of (key, value, filter flag).
@@ -112,6 +113,8 @@ def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrai
             ifs=[exp.If(this=predicate, true=value_sql.copy())])]))
     elif predicate is not None:
         aggregate = exp.Filter(this=aggregate, expression=exp.Where(this=predicate))
+    if func == "avg" and not ctx.capabilities.avg_is_double:
+        aggregate = exp.cast(aggregate, "DOUBLE")  # AVG of integers is an exact decimal there
     if func in ("latest", "first") and strategy == "array_agg":
         aggregate = exp.Bracket(this=exp.paren(aggregate), expressions=[exp.Literal.number(0)])
     if func == "exists":
@@ -180,7 +183,7 @@ def _value(ctx: Context, work: Pass, name: str, trait: AggregateTrait
                                   f"{bound.type}", 0, "use count_distinct for text, or cast it")
         ctx.expression_problem("traits", name, sub, problem, f"trait '{name}'")
         raise problem
-    return bound.tree, bound.type
+    return for_engine(bound.tree, ctx.capabilities), bound.type
 
 
 def _where(ctx: Context, work: Pass, name: str, trait: AggregateTrait) -> exp.Expr | None:
@@ -193,7 +196,7 @@ def _where(ctx: Context, work: Pass, name: str, trait: AggregateTrait) -> exp.Ex
     except ExpressionError as error:
         ctx.expression_problem("traits", name, ("where",), error, f"trait '{name}' where")
         raise
-    return bound.tree
+    return for_engine(bound.tree, ctx.capabilities)
 
 
 def _window(ctx: Context, work: Pass, trait: AggregateTrait) -> exp.Expr | None:
@@ -211,7 +214,9 @@ def _window(ctx: Context, work: Pass, trait: AggregateTrait) -> exp.Expr | None:
     return exp.and_(lower, upper)
 
 
-def _aggregate(func: str, value: exp.Expr | None, strategy: str) -> exp.Expr:
+def _aggregate(func: str, value: exp.Expr | None, value_type: Type,
+               capabilities: Capabilities) -> exp.Expr:
+    strategy = capabilities.value_at_time
     if func in ("count", "exists"):
         return exp.Count(this=exp.Star())
     assert value is not None
@@ -228,6 +233,8 @@ def _aggregate(func: str, value: exp.Expr | None, strategy: str) -> exp.Expr:
         order = exp.Tuple(expressions=[col(TIME), value.copy()])
         cls = exp.ArgMax if func == "latest" else exp.ArgMin
         return cls(this=value, expression=order)
+    if func in ("min", "max") and value_type == "boolean" and not capabilities.boolean_arithmetic:
+        return (exp.LogicalAnd if func == "min" else exp.LogicalOr)(this=value)
     return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[func](this=value)
 
 

@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from retainer.compile.context import Context, Node
 from retainer.compile.scopes import EntityScope
-from retainer.compile.sql import alias, col, literal
+from retainer.compile.sql import alias, as_double, col, for_engine, literal, round_to
 from retainer.errors import did_you_mean
 from retainer.rulebook import expressions
 from retainer.rulebook.expressions import Bound, ExpressionError
@@ -34,7 +34,7 @@ def bind_derived(ctx: Context, name: str, trait: DerivedTrait) -> Node:
         return node
     node.type = bound.type
     node.deps = _deps(bound)
-    node.columns = [alias(bound.tree, name)]
+    node.columns = [alias(for_engine(bound.tree, ctx.capabilities), name)]
     return node
 
 
@@ -138,9 +138,10 @@ def _clauses(ctx: Context, node: Node, section: str, name: str, sub: tuple[str |
         part.sql(dialect="duckdb") for part in parts]
     for index, (part_text, bound) in enumerate(zip(texts, bound_parts, strict=True)):
         flag = f"{flag_prefix}__{index}"
-        node.columns.append(alias(bound.tree, flag))
+        tree = for_engine(bound.tree, ctx.capabilities)
+        node.columns.append(alias(tree, flag))
         node.deps |= _deps(bound)
-        flags.append(exp.paren(bound.tree.copy()))
+        flags.append(exp.paren(tree.copy()))
         spec.append({"text": part_text, "flag": flag, "uses": _uses(bound)})
     condition = exp.and_(*flags) if mode == "all" else exp.or_(*flags)
     return mode, spec, condition
@@ -168,7 +169,7 @@ def bind_health(ctx: Context, health: Health) -> list[Node]:
         node.deps = {component.trait}
         value: exp.Expr = col(component.trait)
         if source.type == "boolean":
-            value = exp.cast(value, "DOUBLE")
+            value = as_double(value, source.type, ctx.capabilities)
         score = scale_expression(value, component.scale)
         if component.missing != "redistribute":
             score = exp.Coalesce(this=score, expressions=[literal(float(component.missing))])
@@ -187,8 +188,8 @@ def bind_health(ctx: Context, health: Health) -> list[Node]:
     total = _sum([exp.Coalesce(this=w, expressions=[literal(0)]) for w in weighted])
     weight = _sum(present)
     score = exp.Div(this=total, expression=exp.Nullif(this=weight, expression=literal(0)))
-    score_node.columns = [alias(exp.cast(exp.Round(this=score, decimals=literal(2)), "DOUBLE"),
-                                "health")]
+    rounded = round_to(score, literal(2), ctx.capabilities)
+    score_node.columns = [alias(exp.cast(rounded, "DOUBLE"), "health")]
     band = Node("health_band", "account", "band", type="text", deps={"health"})
     ifs = [exp.If(this=exp.GTE(this=col("health"), expression=literal(threshold)),
                   true=literal(label)) for label, threshold in health.ordered_bands()]

@@ -26,7 +26,9 @@ def pipeline_query(ctx: Context, level: Entity, passes: list[Pass]) -> exp.Selec
                      exp.select(exp.Star(), *columns).from_(ctes[-1][0])))
     query = exp.select(exp.Star()).from_(ctes[-1][0])
     for name, cte in ctes:
-        query = query.with_(name, as_=cte)
+        # `or None`: False would render NOT MATERIALIZED.
+        query = query.with_(name, as_=cte,
+                            materialized=ctx.capabilities.materialize_layers or None)
     return query
 
 

@@ -37,11 +37,17 @@ class Step:
     purpose: str
 
     def statement(self, dialect: str) -> str:
-        """The step as one SQL statement in `dialect`."""
+        """The step as SQL in `dialect` (a DROP first where CREATE OR REPLACE TABLE is not
+        valid, as in PostgreSQL)."""
         kind = "VIEW" if self.kind == "view" else "TABLE"
+        replace = kind == "VIEW" or DIALECTS[dialect].create_or_replace_table
         create = exp.Create(this=exp.to_table(self.name), kind=kind, expression=self.query,
-                            replace=True)
-        return create.sql(dialect=dialect, pretty=True)
+                            replace=replace)
+        sql = create.sql(dialect=dialect, pretty=True)
+        if replace:
+            return sql
+        drop = exp.Drop(tables=[exp.to_table(self.name)], kind=kind, exists=True)
+        return drop.sql(dialect=dialect) + ";\n" + sql
 
 
 @dataclass(frozen=True)

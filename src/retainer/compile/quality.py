@@ -38,7 +38,8 @@ def _entity(ctx: Context, source: str, parent: str | None) -> exp.Select:
     bad_time: exp.Expr = literal(0)
     if spec.time is not None:
         raw = col(spec.time, "s")
-        parsed = utc_time(raw.copy(), ctx.catalog.engine_type(source, spec.time))
+        parsed = utc_time(raw.copy(), ctx.catalog.engine_type(source, spec.time),
+                          ctx.capabilities.text_time)
         bad_time = _count_if(exp.and_(raw.is_(exp.null()).not_(), parsed.is_(exp.null())))
     unknown: exp.Expr = literal(0)
     select = exp.select(

@@ -144,4 +144,5 @@ def _time(ctx: Context, source: str) -> exp.Expr:
     spec = ctx.rulebook.sources[source]
     if spec.time is None:
         return exp.cast(exp.null(), "TIMESTAMP")
-    return utc_time(col(spec.time, "s"), ctx.catalog.engine_type(source, spec.time))
+    return utc_time(col(spec.time, "s"), ctx.catalog.engine_type(source, spec.time),
+                    ctx.capabilities.text_time)

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from retainer.rulebook.loader import Rulebook
 
 # engine name → "module:class"; each class is built from the rulebook (its settings).
-ENGINES = {"duckdb": "retainer.engines.duckdb:DuckDBEngine"}
+ENGINES = {"duckdb": "retainer.engines.duckdb:DuckDBEngine",
+           "postgres": "retainer.engines.postgres:PostgresEngine"}
 
 
 def create_engine(rulebook: Rulebook) -> Engine:
