@@ -57,7 +57,7 @@ def diff(
 ) -> None:
     """Show who moves between an old rulebook (committed at a git ref, or used by a recorded
     run) and the working tree, on today's data."""
-    from retainer.cli.main import friendly
+    from retainer.cli.common import friendly
     friendly(_diff)(project, against, against_run, as_of, output_format, samples,
                     fail_if_moved)
 
@@ -65,7 +65,7 @@ def diff(
 def _diff(project: Path, against: str | None, against_run: int | None, as_of: str | None,
           output_format: Format, samples: int, fail_if_moved: int | None) -> None:
     from retainer import diff as impact_diff
-    from retainer.cli.main import console, errors
+    from retainer.cli.common import console, errors
     from retainer.errors import RetainerError
     from retainer.project import parse_as_of
     if against is not None and against_run is not None:

@@ -34,7 +34,7 @@ def export_dbt(
         ] = False,
 ) -> None:
     """Write a dbt project computing the rulebook's results (one model per compiled step)."""
-    from retainer.cli.main import friendly
+    from retainer.cli.common import friendly
     friendly(_export_dbt)(directory, project, as_of, dialect, force)
 
 
@@ -42,7 +42,7 @@ def _export_dbt(directory: Path, project: Path, as_of: str | None, dialect: str,
                 force: bool) -> None:
     from rich.markup import escape
 
-    from retainer.cli.main import console
+    from retainer.cli.common import console
     from retainer.export.dbt import check_dialect, export_dbt_project
     from retainer.project import Project, parse_as_of
     check_dialect(dialect)

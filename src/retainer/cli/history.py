@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from retainer.cli.main import ProjectOption, app, console, friendly
+from retainer.cli.common import ProjectOption, console, friendly
+from retainer.cli.main import app
 from retainer.cli.render import value
 
 

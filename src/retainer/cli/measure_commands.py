@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from retainer.cli.main import ProjectOption, console, friendly
+from retainer.cli.common import ProjectOption, console, friendly
 
 if TYPE_CHECKING:
     from retainer.measure.backtest import Backtest
