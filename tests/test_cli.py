@@ -44,7 +44,9 @@ def test_validate_run_explain_compile_and_test(project: Path) -> None:
     assert "account A000001" in explained and "lifecycle:" in explained
     assert "health:" in explained and "as of 2026-11-01 00:00:00 UTC" in explained
     sql = retainer("compile", "-p", project, "--dialect", "postgres").stdout
-    assert sql.count("CREATE OR REPLACE") >= 10 and "ARRAY_AGG" in sql
+    # PostgreSQL has CREATE OR REPLACE for views only: tables are dropped first.
+    assert sql.count("CREATE OR REPLACE VIEW") >= 5 and "ARRAY_AGG" in sql
+    assert sql.count("DROP TABLE IF EXISTS") == sql.count("CREATE TABLE") >= 10
     tested = retainer("test", "-p", project).stdout
     assert "6 passed, 0 failed" in tested
 

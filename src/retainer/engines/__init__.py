@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 # engine name → "module:class"; each class is built from the rulebook (its settings).
 ENGINES = {"duckdb": "retainer.engines.duckdb:DuckDBEngine",
-           "postgres": "retainer.engines.postgres:PostgresEngine"}
+           "postgres": "retainer.engines.postgres:PostgresEngine",
+           "spark": "retainer.engines.spark:SparkEngine"}
 
 
 def create_engine(rulebook: Rulebook) -> Engine:
