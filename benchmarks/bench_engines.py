@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(base, root, ignore=shutil.ignore_patterns(".retainer"))
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         config = root / "retainer.yml"
-        config.write_text(config.read_text() + settings(engine, schema))
+        lines = [line for line in config.read_text().splitlines()
+                 if not line.startswith("engine:")]
+        config.write_text("\n".join(lines) + "\n" + settings(engine, schema))
         best = math.inf
         try:
             for _ in range(options.repeat):
