@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 import zlib
@@ -95,6 +96,7 @@ class PostgresEngine(Engine):
         self._fetch("SELECT set_config('search_path', quote_ident(%s) || ', ' || "
                     "current_setting('search_path'), false)", [self.schema])
         key = zlib.crc32(f"retainer-engine:{self.schema}".encode())
+        self._lock_key = key
         if not self._fetch("SELECT pg_try_advisory_lock(%s)", [key])[0][0]:
             raise RetainerError(f"schema {self.schema} of {self.server} is in use by another "
                                 "Retainer run", hint="wait for it to finish, or give this "
@@ -329,6 +331,11 @@ class PostgresEngine(Engine):
         return pa.Table.from_arrays(arrays, names=[column.name for column in description])
 
     def close(self) -> None:
+        # Unlock explicitly: the server releases a closed session's locks only once it has
+        # noticed the disconnect, and the next run may already be asking.
+        if not self.connection.closed and getattr(self, "_lock_key", None) is not None:
+            with contextlib.suppress(Exception):
+                self.connection.execute("SELECT pg_advisory_unlock(%s)", [self._lock_key])
         self.connection.close()
 
     # --- statements ----------------------------------------------------------------------

@@ -3,6 +3,7 @@ writer out with a clear message instead of interleaving two runs' history."""
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,6 +58,7 @@ class PostgresBackend(Backend):
                 sql.Identifier(schema)))
         self.connection.execute("SET TIME ZONE 'UTC'")
         key = zlib.crc32(f"retainer:{schema or 'public'}".encode())
+        self._lock_key = key
         locked = self.connection.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
         if not locked or not locked[0]:
             self.connection.close()
@@ -100,4 +102,9 @@ class PostgresBackend(Backend):
         return int(rows[0][0])
 
     def close(self) -> None:
+        # Unlock explicitly: the server frees a closed session's locks only once it notices
+        # the disconnect, and the next run may already be asking for the lock.
+        if not self.connection.closed:
+            with contextlib.suppress(Exception):
+                self.connection.execute("SELECT pg_advisory_unlock(%s)", [self._lock_key])
         self.connection.close()
