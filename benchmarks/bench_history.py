@@ -148,6 +148,7 @@ class Phases:
 
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.each: dict[str, list[float]] = {}  # every call's seconds, to see trends
         for module_name, owner_name, attribute, label in self.TARGETS:
             module = importlib.import_module(module_name)
             owner = getattr(module, owner_name) if owner_name else module
@@ -161,8 +162,10 @@ class Phases:
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - began
+                seconds = time.perf_counter() - began
+                self.seconds[label] = self.seconds.get(label, 0.0) + seconds
                 self.calls[label] = self.calls.get(label, 0) + 1
+                self.each.setdefault(label, []).append(seconds)
         return timed
 
 
@@ -209,6 +212,7 @@ def worker(argv: list[str]) -> int:
     result["cpu_seconds"] = time.process_time() - cpu_began
     result["phases"] = phases.seconds
     result["phase_calls"] = phases.calls
+    result["phase_each"] = phases.each
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.write_text(json.dumps(result, indent=1))
     return 0
@@ -421,28 +425,45 @@ def print_backfill(r: dict[str, Any]) -> None:
 
 def table_sizes(store: Path, scratch: Path, tables: list[str]) -> dict[str, int]:
     """Bytes of each table copied alone into a new DuckDB file (no index), less the size of
-    a file holding the same table empty; and of the whole store copied into a new file
-    (`compacted`: no free blocks left by updates and deletes)."""
+    a file holding the same table empty; of each index (the copy with the index built, less
+    the copy without); of the whole store copied into a new file (`compacted`: no free blocks
+    left by updates and deletes); and of the store's free blocks."""
     import duckdb
 
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
 
-    def copied(name: str, statement: str) -> int:
+    def copied(name: str, *statements: str) -> list[int]:
+        """The copy's size after each statement."""
         target = scratch / f"{name}.duckdb"
         connection = duckdb.connect(str(target))
         connection.execute(f"ATTACH '{store}' AS s (READ_ONLY)")
-        connection.execute(statement.format(target=target.stem))
-        connection.execute("DETACH s")
-        connection.execute("CHECKPOINT")
+        found = []
+        for statement in statements:
+            connection.execute(statement.format(target=target.stem))
+            connection.execute("CHECKPOINT")
+            found.append(target.stat().st_size)
         connection.close()
-        return target.stat().st_size
+        target.unlink()
+        return found
 
-    sizes = {"compacted": copied("compacted", "COPY FROM DATABASE s TO {target}")}
+    sizes = {"compacted": copied("compacted", "COPY FROM DATABASE s TO {target}")[0]}
     for name in tables:
-        full = copied(name, f"CREATE TABLE {name} AS SELECT * FROM s.{name}")
-        empty = copied(f"{name}_empty", f"CREATE TABLE {name} AS SELECT * FROM s.{name} LIMIT 0")
-        sizes[name] = full - empty
+        empty = copied(f"{name}_empty",
+                       f"CREATE TABLE {name} AS SELECT * FROM s.{name} LIMIT 0")[0]
+        sizes[name] = copied(name, f"CREATE TABLE {name} AS SELECT * FROM s.{name}")[0] - empty
+    connection = connect(("s", store))
+    indexes = connection.execute("SELECT index_name, table_name, sql FROM duckdb_indexes() "
+                                 "WHERE database_name = 's' ORDER BY 1").fetchall()
+    block_size, free_blocks = connection.execute(
+        "SELECT block_size, free_blocks FROM pragma_database_size() "
+        "WHERE database_name = 's'").fetchone()
+    connection.close()
+    sizes["free_blocks"] = int(block_size) * int(free_blocks)
+    for index, table, sql in indexes:
+        without, with_index = copied(index, f"CREATE TABLE {table} AS SELECT * FROM s.{table}",
+                                     sql)
+        sizes[f"index {index}"] = with_index - without
     shutil.rmtree(scratch, ignore_errors=True)
     return sizes
 
@@ -544,6 +565,17 @@ def extrapolate(r: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def trends(b: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """Mean seconds per call of the main phases over the first and the last tenth of dates."""
+    found = []
+    for label in ("work steps", "record in the store"):
+        each = b.get("phase_each", {}).get(label, [])
+        if len(each) >= 2:
+            tenth = max(len(each) // 10, 1)
+            found.append((label, sum(each[:tenth]) / tenth, sum(each[-tenth:]) / tenth))
+    return found
+
+
 def print_size(r: dict[str, Any]) -> None:
     s, b = r["store"], r["backfill"]
     days, sizes = r["measured_days"], s["sizes"]
@@ -556,9 +588,12 @@ def print_size(r: dict[str, Any]) -> None:
           f"{b['peak_rss_mib']:.0f} MiB")
     print(f"state store after CHECKPOINT (Store.size_bytes): {r['store_bytes'] / MB:.1f} MB; "
           f"compacted copy {sizes['compacted'] / MB:.1f} MB")
-    for name in ("memberships", "health", "runs", "quality"):
-        if name in sizes:
-            print(f"    {name:<12} {sizes[name] / MB:8.1f} MB alone")
+    for name, size in sizes.items():
+        if name != "compacted":
+            print(f"    {name:<28} {size / MB:8.1f} MB")
+    for label, mean_first, mean_last in trends(b):
+        print(f"    {label}: {mean_first:.2f} s per date in the first tenth, "
+              f"{mean_last:.2f} s in the last")
     print(f"memberships: {s['memberships']:,} rows; one snapshot per run would be "
           f"{s['snapshot_rows']:,} rows ({s['snapshot_rows'] / s['memberships']:.1f}x); "
           f"accounts x {dims} account dimensions x days = {accounts * dims * days:,}")
@@ -711,6 +746,10 @@ def markdown_size(r: dict[str, Any]) -> str:
         *(f"| `{name}` table alone (copied into its own file, no index, less the empty file) | "
           f"{sizes[name] / MB:.1f} MB |" for name in ("health", "memberships", "runs",
                                                       "quality") if name in sizes),
+        *(f"| index `{name[6:]}` (a copy with it built, less the copy without) | "
+          f"{size / MB:.1f} MB |" for name, size in sizes.items() if name.startswith("index ")),
+        f"| free blocks in the store (`pragma_database_size`) | "
+        f"{sizes.get('free_blocks', 0) / MB:.1f} MB |",
         f"| `memberships` rows (intervals) | {s['memberships']:,} |",
         f"| rows one snapshot per run would need (every entity, dimension and held tag, "
         f"accounts and contacts) | {s['snapshot_rows']:,} "
@@ -734,6 +773,8 @@ def markdown_size(r: dict[str, Any]) -> str:
         f"{b['seconds'] / days:.2f} / {sum(durations[:tenth]) / tenth:.2f} / "
         f"{sum(durations[-tenth:]) / tenth:.2f} |",
         f"| peak RSS of the backfill process | {b['peak_rss_mib']:.0f} MiB |",
+        *(f"| {label} per date, mean of the first / last tenth of dates | "
+          f"{first:.2f} / {last:.2f} s |" for label, first, last in trends(b)),
     ]
     if e:
         lines += [
