@@ -8,7 +8,9 @@ is skipped, like every server test, when no server is reachable outside CI.
 
 from __future__ import annotations
 
+import os
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from retainer.project import DIALECT_OF_ENGINE
 from retainer.rulebook.loader import load_project
 from retainer.state.postgres_backend import split_schema
 
-ENGINES = ("duckdb", "postgres")
+ENGINES = ("duckdb", "postgres", "spark")
 SOURCES = """
 name: behaviour
 sources:
@@ -49,14 +51,39 @@ class Target:
         """The retainer.yml lines that select the engine."""
         if self.engine == "duckdb":
             return ""
+        if self.engine == "spark":
+            return 'engine: spark\nspark: {master: "local[2]"}\n'
         assert self.postgres_url is not None
         url, schema = split_schema(self.postgres_url)
         return f"engine: postgres\npostgres: {{url: '{url}', schema: {schema}}}\n"
 
 
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[Any]:
+    """One local Spark session for every Spark case (a JVM start per case would take
+    minutes); the engine reuses the active session. Skipped without PySpark or Java, except
+    under CI, where both are part of the machine."""
+    try:
+        from pyspark.sql import SparkSession
+
+        session = (SparkSession.builder.master("local[2]").appName("retainer-behaviour")
+                   .config("spark.sql.session.timeZone", "UTC")
+                   .config("spark.sql.shuffle.partitions", "4")
+                   .config("spark.ui.enabled", "false").getOrCreate())
+    except Exception as exc:  # ImportError, or the JVM failing to start
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Spark is not available here ({exc}); pip install 'retainer[spark]' "
+                    "and a Java 17 runtime")
+    yield session
+    session.stop()
+
+
 @pytest.fixture(params=ENGINES)
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    if request.param == "spark":
+        request.getfixturevalue("spark_session")
     return Target(request.param, tmp_path, url)
 
 

@@ -12,9 +12,9 @@ from datetime import datetime
 import pytest
 
 from retainer.errors import RetainerError
-from tests.engine.harness import Target, evaluate, target
+from tests.engine.harness import Target, evaluate, spark_session, target
 
-__all__ = ["target"]  # the fixture that runs every case on every engine
+__all__ = ["spark_session", "target"]  # fixtures: every case on every engine
 
 AS_OF = datetime(2026, 3, 1)
 ACCOUNTS = [{"account_id": "a1", "created_at": datetime(2025, 1, 1)},

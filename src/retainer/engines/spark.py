@@ -50,6 +50,8 @@ _TYPE_NAMES = {"string": "VARCHAR", "varchar": "VARCHAR", "char": "VARCHAR",
 
 
 _SLASHED = r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})"
+# `2026-03-02 10:00+02:00`: Spark reads an offset only after seconds, so `:00` is added.
+_NO_SECONDS = r"^(\s*\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2})([+-]\d{2}(:?\d{2})?|Z)\s*$"
 _ROUNDING = replace(DIALECTS[DIALECT], rounding="half_away_double")
 
 
@@ -273,6 +275,8 @@ def _for_spark(query: exp.Query) -> exp.Expr:
                 text = exp.RegexpReplace(this=exp.cast(inner.this, "STRING"),
                                          expression=exp.Literal.string(_SLASHED),
                                          replacement=exp.Literal.string("$1-$2-$3"))
+                text = exp.RegexpReplace(this=text, expression=exp.Literal.string(_NO_SECONDS),
+                                         replacement=exp.Literal.string("$1:00$2"))
                 return exp.Anonymous(this="TRY_TO_TIMESTAMP", expressions=[text])
             found: exp.Expr = inner
             return found
