@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_history.py --quick    # 2k accounts: a sanity run
     .venv/bin/python benchmarks/bench_history.py --only backfill --accounts 5000 --dates 10
     .venv/bin/python benchmarks/bench_history.py --only size --size-budget-min 90
+    .venv/bin/python benchmarks/bench_history.py --freeze-src   # others are editing src/
 
 Part 1 (backfill) builds the history of N weekly dates ending 2026-12-01 twice, into two fresh
 copies of the demo project: (a) one `Project.backfill` call, (b) one `retainer run --as-of D`
@@ -727,7 +728,7 @@ def markdown_size(r: dict[str, Any]) -> str:
     days, accounts, sizes = r["measured_days"], r["accounts"], s["sizes"]
     dims = s["by_level"].get("account", {}).get("dimensions", 0)
     prefix = days < r["days"]
-    title = (f"**A prefix: {days} of {r['days']} daily dates** ({r['first'][:10]} to "
+    title = (f"**a prefix: {days} of {r['days']} daily dates** ({r['first'][:10]} to "
              f"{r['last_measured'][:10]}; the whole year would have taken too long)"
              if prefix else f"{days} daily dates ({r['first'][:10]} to "
                             f"{r['last_measured'][:10]})")
