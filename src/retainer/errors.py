@@ -82,3 +82,9 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     if not close:
         return None
     return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (drivers append pages of context)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

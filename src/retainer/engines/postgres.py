@@ -30,7 +30,13 @@ from retainer.compile.sql import category, col
 from retainer.compile.staging import src
 from retainer.engines.base import Engine, Progress
 from retainer.engines.duckdb import DuckDBEngine, staged
-from retainer.errors import DataError, EngineError, Location, RetainerError, did_you_mean
+from retainer.errors import (
+    DataError,
+    EngineError,
+    RetainerError,
+    did_you_mean,
+    first_line,
+)
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.models import PostgresSettings, Source
 from retainer.state.postgres_backend import split_schema
@@ -72,7 +78,7 @@ class PostgresEngine(Engine):
             self.connection = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
             raise RetainerError(f"cannot connect to PostgreSQL at {self.server}: "
-                                f"{_first_line(exc)}",
+                                f"{first_line(exc)}",
                                 hint="check postgres.url in retainer.yml and that the server "
                                      "is running and accepts connections") from None
         self._previous_loaded = False
@@ -165,8 +171,8 @@ class PostgresEngine(Engine):
             try:
                 reader.connection.execute(copy.sql("duckdb"))
             except duckdb.Error as exc:
-                raise DataError(f"cannot read source '{name}' ({where}): {_first_line(exc)}",
-                                location=_location(rulebook, name),
+                raise DataError(f"cannot read source '{name}' ({where}): {first_line(exc)}",
+                                location=rulebook.source_location(name),
                                 hint="check that the file is well-formed and its format "
                                      "matches its extension (or set 'format')") from None
             statement = sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(
@@ -188,12 +194,12 @@ class PostgresEngine(Engine):
             if found:
                 at = f" (row {found[1]}" + (f", column {found[3]}" if found[3] else "") + ")"
             raise DataError(f"PostgreSQL cannot store a value of source '{name}' ({where}): "
-                            f"{_first_line(exc)}{at}", location=_location(rulebook, name),
+                            f"{first_line(exc)}{at}", location=rulebook.source_location(name),
                             hint="text cannot contain NUL characters and dates must fall "
                                  "within PostgreSQL's range; fix the value at the source"
                             ) from None
         except psycopg.Error as exc:
-            raise EngineError(f"while loading source '{name}': {_first_line(exc)}") from None
+            raise EngineError(f"while loading source '{name}': {first_line(exc)}") from None
 
     def _expose(self, rulebook: Rulebook, name: str, source: Source) -> str:
         """A view `src_<name>` over an existing table, its text compared byte by byte."""
@@ -320,7 +326,7 @@ class PostgresEngine(Engine):
             try:
                 cursor.execute(exp.select(exp.Star()).from_(relation).sql(DIALECT))
             except Exception as exc:
-                raise EngineError(f"cannot read {relation}: {_first_line(exc)}") from None
+                raise EngineError(f"cannot read {relation}: {first_line(exc)}") from None
             description = cursor.description or []
             rows = cursor.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in description]
@@ -398,7 +404,7 @@ class PostgresEngine(Engine):
             cursor = self.connection.execute(statement, list(parameters))
             return cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
-            raise EngineError(f"query failed: {_first_line(exc)}") from None
+            raise EngineError(f"query failed: {first_line(exc)}") from None
 
     def _run(self, statement: Any, what: str) -> None:
         import psycopg
@@ -406,14 +412,14 @@ class PostgresEngine(Engine):
             self.connection.execute(statement)
         except psycopg.DataError as exc:
             raise DataError(f"while computing {what}: a value could not be converted: "
-                            f"{_first_line(exc)}", hint="a column holds mixed types; check "
+                            f"{first_line(exc)}", hint="a column holds mixed types; check "
                             "the source or cast the value in the rulebook") from None
         except psycopg.OperationalError as exc:
-            raise EngineError(f"while computing {what}: {_first_line(exc)}",
+            raise EngineError(f"while computing {what}: {first_line(exc)}",
                               hint=f"the connection to {self.server} failed; check the "
                                    "server and run again") from None
         except psycopg.Error as exc:
-            raise EngineError(f"while computing {what}: {_first_line(exc)}") from None
+            raise EngineError(f"while computing {what}: {first_line(exc)}") from None
 
 
 def _postgres_type(duckdb_type: str) -> str:
@@ -466,17 +472,6 @@ def _check_fixture_columns(name: str, columns: Mapping[str, str],
             if column not in columns:
                 raise DataError(f"fixture rows for '{name}' have column '{column}', which the "
                                 "source does not have", hint="columns: " + ", ".join(columns))
-
-
-def _location(rulebook: Rulebook, name: str) -> Location | None:
-    if ("sources", name) in rulebook.origins:
-        return rulebook.origin("sources", name).location
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["PostgresEngine"]

@@ -29,7 +29,7 @@ from retainer.compile.sql import round_to
 from retainer.compile.staging import src
 from retainer.engines.base import Engine, Progress
 from retainer.engines.duckdb import DuckDBEngine, staged
-from retainer.errors import DataError, EngineError, Location, RetainerError
+from retainer.errors import DataError, EngineError, RetainerError, first_line
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.models import Source, SparkSettings
 
@@ -76,7 +76,7 @@ class SparkEngine(Engine):
                 base = builder.getOrCreate()
             except Exception as exc:
                 raise RetainerError(f"cannot start Spark ({settings.master}): "
-                                    f"{_first_line(exc)}",
+                                    f"{first_line(exc)}",
                                     hint="check spark.master in retainer.yml and that Java 17 "
                                          "or later is installed (JAVA_HOME)") from None
             base.sparkContext.setLogLevel("ERROR")
@@ -130,7 +130,7 @@ class SparkEngine(Engine):
                 return self.spark.table(source.table), f"table {source.table}"
             except Exception as exc:
                 raise DataError(f"source '{name}': cannot read table '{source.table}': "
-                                f"{_first_line(exc)}", location=_location(rulebook, name),
+                                f"{first_line(exc)}", location=rulebook.source_location(name),
                                 hint="the table must be in the Spark session's catalog"
                                 ) from None
         assert source.from_ is not None
@@ -138,7 +138,7 @@ class SparkEngine(Engine):
         try:
             fmt = source.file_format()
         except ValueError as exc:
-            raise DataError(str(exc), location=_location(rulebook, name)) from None
+            raise DataError(str(exc), location=rulebook.source_location(name)) from None
         reader = self.spark.read
         try:
             if fmt == "csv":
@@ -148,14 +148,14 @@ class SparkEngine(Engine):
             else:
                 frame = reader.json(str(path))
         except Exception as exc:
-            message = _first_line(exc)
+            message = first_line(exc)
             if "PATH_NOT_FOUND" in message or "does not exist" in message:
                 raise DataError(f"source '{name}': no file matches {source.from_}",
-                                location=_location(rulebook, name),
+                                location=rulebook.source_location(name),
                                 hint=f"looked for {path}; paths are relative to the project "
                                      "directory") from None
             raise DataError(f"cannot read source '{name}' ({source.from_}): {message}",
-                            location=_location(rulebook, name),
+                            location=rulebook.source_location(name),
                             hint="check that the file is well-formed and its format matches "
                                  "its extension (or set 'format')") from None
         if fmt == "csv":  # DuckDB reads whole numbers of a text file as BIGINT
@@ -218,7 +218,7 @@ class SparkEngine(Engine):
         try:
             table = frame.toArrow()
         except Exception as exc:
-            raise EngineError(f"cannot read results: {_first_line(exc)}") from None
+            raise EngineError(f"cannot read results: {first_line(exc)}") from None
         fields = []
         for field in table.schema:
             kind = field.type
@@ -248,7 +248,7 @@ class SparkEngine(Engine):
                 self.spark.sql(f"CACHE TABLE `{name}`")
                 self._cached.add(name)
         except Exception as exc:
-            raise EngineError(f"while computing {name}: {_first_line(exc)}") from None
+            raise EngineError(f"while computing {name}: {first_line(exc)}") from None
 
 
 def _for_spark(query: exp.Query) -> exp.Expr:
@@ -302,17 +302,6 @@ def _columns(schema: Any) -> dict[str, str]:
         else:
             columns[field.name] = _TYPE_NAMES.get(name, name.upper())
     return columns
-
-
-def _location(rulebook: Rulebook, name: str) -> Location | None:
-    if ("sources", name) in rulebook.origins:
-        return rulebook.origin("sources", name).location
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["SparkEngine"]

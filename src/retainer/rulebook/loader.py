@@ -84,6 +84,11 @@ class Rulebook:
     def origin(self, section: str, name: str) -> Origin:
         return self.origins[(section, name)]
 
+    def source_location(self, name: str) -> Location | None:
+        """Where source `name` is declared, when it is declared in a file at all."""
+        origin = self.origins.get(("sources", name))
+        return origin.location if origin else None
+
     def path(self, relative: str) -> Path:
         """A path from the project file, resolved against the project directory."""
         candidate = Path(relative).expanduser()
