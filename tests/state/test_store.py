@@ -129,7 +129,9 @@ def test_a_killed_run_is_marked_interrupted_on_the_next_open(spec: str, tmp_path
 def test_an_older_store_is_upgraded_in_place(spec: str, tmp_path: Path) -> None:
     old = open_store(spec, tmp_path)
     # Rebuild it as version 1 wrote it: drop everything, migrate only to 1, add a run.
-    for table in ("runs", "memberships", "health", "quality", "retainer_schema"):
+    tables = old.backend.fetch("SELECT table_name FROM information_schema.tables "
+                               "WHERE table_schema = current_schema()")
+    for (table,) in tables:
         old.backend.execute(f"DROP TABLE IF EXISTS {table}")
     old.migrate(target=1)
     assert old.version() == 1

@@ -41,13 +41,17 @@ def validate(project: ProjectOption = Path(".")) -> None:
     """Check the project and rulebook against the sources, without running anything."""
     from retainer.project import Project
     loaded = Project(project)
-    plan = loaded.plan()
+    catalog = loaded.catalog()
+    plan = loaded.plan(catalog=catalog)
     rulebook = loaded.rulebook
     from retainer.measure import check_measures
     check_measures(rulebook)
+    from retainer.checks import check_activation
+    check_activation(rulebook, plan, catalog)
     console.print(f"[green]✓[/] {rulebook.config.name}: {len(rulebook.sources)} sources, "
                   f"{len(rulebook.traits)} traits, {len(rulebook.dimensions)} dimensions, "
-                  f"{len(rulebook.tags)} tags, health {'on' if rulebook.health else 'off'}; "
+                  f"{len(rulebook.tags)} tags, health {'on' if rulebook.health else 'off'}, "
+                  f"{len(rulebook.playbooks)} playbooks, {len(rulebook.syncs)} syncs; "
                   f"{len(plan.steps)} compiled steps")
 
 
@@ -145,6 +149,11 @@ from retainer.cli.measure_commands import report as _report  # noqa: E402
 app.command(name="measure")(_measure)
 app.command(name="backtest")(_backtest)
 app.command(name="report")(_report)
+
+# act, decisions, sync and forget: each module adds its commands to `app`.
+from retainer.cli import act_command as _act  # noqa: E402,F401
+from retainer.cli import privacy_commands as _privacy  # noqa: E402,F401
+from retainer.cli import sync_command as _sync  # noqa: E402,F401
 
 if __name__ == "__main__":
     app()

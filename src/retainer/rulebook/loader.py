@@ -17,22 +17,32 @@ import pydantic
 
 from retainer.errors import Location, Problem, RetainerError, ValidationError, did_you_mean
 from retainer.rulebook.models import (
+    DESTINATION_TYPES,
     AggregateTrait,
+    ConsentSettings,
     DerivedTrait,
+    Destination,
     Dimension,
+    FilesDestination,
     Health,
     Measure,
+    Playbook,
+    PostgresDestination,
     ProjectConfig,
+    RabbitMQDestination,
     Source,
+    Sync,
     Tag,
     Trait,
+    WebhookDestination,
     is_name,
 )
 from retainer.rulebook.yamlpos import PathKey, Positions, load_yaml, string_offset_location
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 PROJECT_FILE = "retainer.yml"
-SECTIONS = ("sources", "traits", "segments", "tags", "health", "measures")
+SECTIONS = ("sources", "traits", "segments", "tags", "health", "measures", "playbooks",
+            "destinations", "syncs", "consent")
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,10 @@ class Rulebook:
     content_hash: str = ""
     files: tuple[Path, ...] = ()     # the YAML files it was read from
     measures: Mapping[str, Measure] = field(default_factory=dict)  # docs/measures.md
+    playbooks: Mapping[str, Playbook] = field(default_factory=dict)  # docs/playbooks.md
+    destinations: Mapping[str, Destination] = field(default_factory=dict)  # docs/sync.md
+    syncs: Mapping[str, Sync] = field(default_factory=dict)
+    consent: ConsentSettings = field(default_factory=ConsentSettings)  # docs/consent.md
 
     def file_texts(self) -> dict[str, str]:
         """The rulebook's files as written, by path relative to the project (kept per run)."""
@@ -123,6 +137,11 @@ def load_project(root: Path) -> Rulebook:
     return builder.build(config)
 
 
+DESTINATION_MODELS: dict[str, type[pydantic.BaseModel]] = {
+    "postgres": PostgresDestination, "webhook": WebhookDestination, "files": FilesDestination,
+    "rabbitmq": RabbitMQDestination}
+
+
 def _rulebook_files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted([*path.glob("**/*.yml"), *path.glob("**/*.yaml")])
@@ -141,6 +160,10 @@ class _Builder:
         self.tags: dict[str, Tag] = {}
         self.health: Health | None = None
         self.measures: dict[str, Measure] = {}
+        self.playbooks: dict[str, Playbook] = {}
+        self.destinations: dict[str, Destination] = {}
+        self.syncs: dict[str, Sync] = {}
+        self.consent: ConsentSettings | None = None
         self.origins: dict[tuple[str, str], Origin] = {}
         self.hasher = hashlib.sha256()
         self.files: list[Path] = []
@@ -153,7 +176,9 @@ class _Builder:
         return Rulebook(self.root, config, dict(self.sources), dict(self.traits),
                         dict(self.dimensions), dict(self.tags), self.health, dict(self.origins),
                         self.hasher.hexdigest()[:16], tuple(self.files),
-                        measures=dict(self.measures))
+                        measures=dict(self.measures), playbooks=dict(self.playbooks),
+                        destinations=dict(self.destinations), syncs=dict(self.syncs),
+                        consent=self.consent or ConsentSettings())
 
     def rulebook_file(self, document: Any, positions: Positions) -> None:
         if document is None:
@@ -177,7 +202,8 @@ class _Builder:
                                 ).encode())
         for section, parse in (("sources", self._source), ("traits", self._trait),
                                ("segments", self._dimension), ("tags", self._tag),
-                               ("measures", self._measure)):
+                               ("measures", self._measure), ("playbooks", self._playbook),
+                               ("destinations", self._destination), ("syncs", self._sync)):
             entries = document.get(section)
             if entries is None:
                 continue
@@ -195,6 +221,14 @@ class _Builder:
             origin = Origin(positions, ("health",))
             self.origins[("health", "health")] = origin
             self.health = self.model(Health, document["health"], positions, ("health",))
+        if "consent" in document:
+            if self.consent is not None:
+                self.problems.append(Problem("consent is defined twice",
+                                             positions.key(("consent",)),
+                                             "keep one consent section"))
+            self.origins[("consent", "consent")] = Origin(positions, ("consent",))
+            self.consent = self.model(ConsentSettings, document["consent"], positions,
+                                      ("consent",))
 
     def _named(self, section: str, name: str, raw: Any, positions: Positions,
                parse: Callable[[str, Any, Positions, PathKey], None]) -> None:
@@ -241,6 +275,37 @@ class _Builder:
         if model is not None:
             self.measures[name] = model
 
+    def _playbook(self, name: str, raw: Any, positions: Positions, path: PathKey) -> None:
+        model = self.model(Playbook, raw, positions, path)
+        if model is not None:
+            self.playbooks[name] = model
+
+    def _destination(self, name: str, raw: Any, positions: Positions, path: PathKey) -> None:
+        adapter: pydantic.TypeAdapter[Destination] = pydantic.TypeAdapter(Destination)
+        try:
+            self.destinations[name] = adapter.validate_python(raw if raw is not None else {})
+        except pydantic.ValidationError as exc:
+            for error in exc.errors():
+                # The first part of a location is the union member (the destination type).
+                loc = tuple(error["loc"])
+                loc = loc[1:] if loc and loc[0] in DESTINATION_TYPES else loc
+                cls = DESTINATION_MODELS.get(str(raw.get("type")) if isinstance(raw, dict)
+                                             else "", WebhookDestination)
+                if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                    self.problems.append(Problem(
+                        "a destination needs 'type': one of " + ", ".join(DESTINATION_TYPES),
+                        positions.key(path) if not isinstance(raw, dict) or "type" not in raw
+                        else positions.value((*path, "type")),
+                        did_you_mean(str(raw.get("type")), DESTINATION_TYPES)
+                        if isinstance(raw, dict) and "type" in raw else None))
+                    continue
+                self.problems.append(_problem(cls, error, positions, (*path, *loc)))
+
+    def _sync(self, name: str, raw: Any, positions: Positions, path: PathKey) -> None:
+        model = self.model(Sync, raw, positions, path)
+        if model is not None:
+            self.syncs[name] = model
+
     def _dimension(self, name: str, raw: Any, positions: Positions, path: PathKey) -> None:
         rules_path: PathKey = path
         if isinstance(raw, dict):
@@ -276,8 +341,13 @@ class _Builder:
         try:
             return cls.model_validate(raw if raw is not None else {})
         except pydantic.ValidationError as exc:
-            for error in exc.errors():
+            found = exc.errors()
+            for error in found:
                 loc = tuple("from" if part == "from_" else part for part in error["loc"])
+                if error["type"] == "too_short" and any(
+                        other is not error and other["loc"][:len(error["loc"])] == error["loc"]
+                        for other in found):
+                    continue  # a list whose items failed: the items' errors say why
                 target = remap(loc) if remap else (*path, *loc)
                 self.problems.append(_problem(cls, error, positions, target))
             return None

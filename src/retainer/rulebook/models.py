@@ -51,6 +51,20 @@ _REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
+LegalBasis = Literal["consent", "contract", "legitimate_interest", "legal_obligation",
+                     "vital_interests", "public_task"]
+
+
+class Provenance(Model):
+    """Where data came from and what it may be used for (docs/consent.md). On a source it is
+    the default for all its columns; under `columns:` it is one column's own."""
+
+    legal_basis: LegalBasis | None = None
+    purposes: tuple[Name, ...] | None = None     # None: no restriction was declared
+    jurisdiction: str | None = None
+    origin: str | None = None                    # e.g. "signup form", "billing system"
+
+
 class Source(Model):
     """A table of input data: a file (CSV, Parquet, JSON) or a table of the project database."""
 
@@ -64,6 +78,9 @@ class Source(Model):
     time: str | None = None
     role: str | None = None
     alias: str | None = None
+    email: str | None = None                     # contacts: the address column (erasure)
+    provenance: Provenance | None = None
+    columns: dict[str, Provenance] = Field(default_factory=dict)
     description: str | None = None
 
     @model_validator(mode="after")
@@ -76,9 +93,14 @@ class Source(Model):
                 need = " or ".join(f"'{o}'" for o in options)
                 raise ValueError(f"a source of kind '{self.kind}' needs {need} (the column "
                                  f"that holds {_MEANING[options[0]]})")
-        if self.role is not None and self.kind != "contacts":
-            raise ValueError("'role' is only for sources of kind 'contacts'")
+        for option in ("role", "email"):
+            if getattr(self, option) is not None and self.kind != "contacts":
+                raise ValueError(f"'{option}' is only for sources of kind 'contacts'")
         return self
+
+    def provenance_of(self, column: str) -> Provenance | None:
+        """A column's declared provenance: its own, else the source's."""
+        return self.columns.get(column, self.provenance)
 
     def file_format(self) -> str:
         """The declared format, else the one the file extension implies."""
@@ -360,6 +382,248 @@ class Measure(Model):
         return self
 
 
+# --- playbooks -------------------------------------------------------------------------------
+
+class Trigger(Model):
+    """When a playbook fires (docs/playbooks.md). `enter`, `exit` and `in` name a segment as
+    `dimension.segment`, or a tag; `in` fires once `days` into a stay (and again `every`)."""
+
+    enter: str | None = None
+    exit: str | None = None
+    in_: str | None = Field(default=None, alias="in")
+    days: int = Field(default=0, ge=0)           # `in`: how long in the segment first
+    every: DurationField | None = None           # `in`: fire again while the stay lasts
+    within: DurationField = timedelta(days=7)    # enter/exit: how late it may still fire
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        given = [k for k in ("enter", "exit", "in_") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a trigger needs exactly one of 'enter', 'exit' or 'in' (a "
+                             "segment as dimension.segment, or a tag)")
+        if self.in_ is None and ("days" in self.model_fields_set or self.every is not None):
+            raise ValueError("'days' and 'every' go with 'in' (e.g. in: lifecycle.at_risk, "
+                             "days: 14)")
+        return self
+
+    @property
+    def kind(self) -> Literal["enter", "exit", "in"]:
+        return "enter" if self.enter else "exit" if self.exit else "in"
+
+    @property
+    def segment(self) -> str:
+        return str(self.enter or self.exit or self.in_)
+
+
+class TaskAction(Model):
+    """A task for a person: the owner is an account column (e.g. owner) or the account's
+    first contact with a role."""
+
+    title: str                                   # a template: {name}, {lifecycle}, …
+    owner: str | None = None                     # an account column holding the owner
+    owner_role: str | None = None                # …or a contact role
+    due: DurationField = timedelta(days=3)
+    to: Name | None = None                       # a destination; else kept in the ledger
+    stream: str | None = None                    # the destination's table / routing key
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> TaskAction:
+        if self.owner is not None and self.owner_role is not None:
+            raise ValueError("give 'owner' (an account column) or 'owner_role', not both")
+        return self
+
+
+class RouteAction(Model):
+    """Put the account in a named work queue (e.g. onboarding, renewals)."""
+
+    queue: str
+    to: Name | None = None
+    stream: str | None = None
+
+
+class MessageAction(Model):
+    """A message to the account's contacts with the given roles, through a destination;
+    every one passes the consent gate for the playbook's purpose and this channel."""
+
+    to: Name
+    template: str
+    channel: str = "email"
+    roles: tuple[str, ...] | None = None         # None: every contact of the account
+    stream: str | None = None
+
+
+class WebhookAction(Model):
+    """A call to a webhook destination with the action as JSON."""
+
+    to: Name
+    event: str | None = None                     # sent as the event name; default playbook
+    stream: str | None = None
+
+
+ACTION_KINDS = ("task", "route", "message", "webhook")
+
+
+class Action(Model):
+    """One of `task`, `route`, `message`, `webhook`."""
+
+    task: TaskAction | None = None
+    route: RouteAction | None = None
+    message: MessageAction | None = None
+    webhook: WebhookAction | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Action:
+        given = [k for k in ACTION_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("an action is one of " + ", ".join(ACTION_KINDS) +
+                             f"; found {', '.join(given) or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ACTION_KINDS if getattr(self, k) is not None)
+
+    @property
+    def body(self) -> TaskAction | RouteAction | MessageAction | WebhookAction:
+        body = getattr(self, self.kind)
+        assert body is not None
+        return body  # type: ignore[no-any-return]
+
+
+class Cap(Model):
+    """At most `max` actions within `per`."""
+
+    max: int = Field(ge=1)
+    per: DurationField
+
+
+class Caps(Model):
+    """Frequency caps: actions per account, and messages per contact, across playbooks."""
+
+    account: Cap | None = None
+    contact: Cap | None = None
+
+
+class Playbook(Model):
+    """Work the rulebook drives: a trigger, a condition, actions, and their limits."""
+
+    purpose: Name                                # what the data is used for (consent)
+    on: Trigger | None = None                    # None: fires while `when` holds
+    when: str | None = None                      # a condition over the results
+    entity: Entity = "account"
+    actions: tuple[Action, ...] = Field(min_length=1)
+    cooldown: DurationField | None = None        # no second firing within this time
+    caps: Caps | None = None                     # overrides the project's `act.caps`
+    holdout: float = Field(default=0, ge=0, lt=1)
+    stops: tuple[Name, ...] = ()                 # playbooks that stop for these entities
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _fires(self) -> Playbook:
+        if self.on is None and self.when is None:
+            raise ValueError("a playbook needs 'on' (enter, exit or in a segment) or 'when' "
+                             "(a condition)")
+        return self
+
+
+class ActSettings(Model):
+    """Project-wide settings of `retainer act`."""
+
+    caps: Caps | None = None
+    holdout_salt: str | None = None              # default: the project name
+
+
+# --- consent ---------------------------------------------------------------------------------
+
+ConsentRule = Literal["opt_in", "opt_out", "none"]
+
+
+class JurisdictionPolicy(Model):
+    """How consent works for contacts in some jurisdictions: per purpose, `opt_in` (a granted
+    consent is needed), `opt_out` (allowed unless denied or withdrawn) or `none`."""
+
+    match: tuple[str, ...] = Field(min_length=1)  # codes (DE, US-CA) or prefixes (US*)
+    purposes: dict[Name, ConsentRule] = Field(default_factory=dict)
+    default: ConsentRule = "opt_in"
+
+
+EU_EEA_UK = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU",
+             "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES",
+             "SE", "IS", "LI", "NO", "GB", "UK", "EU", "EEA")
+
+
+def _default_jurisdictions() -> dict[str, JurisdictionPolicy]:
+    return {
+        "eu": JurisdictionPolicy(match=EU_EEA_UK, purposes={"marketing": "opt_in"},
+                                 default="opt_out"),
+        "us": JurisdictionPolicy(match=("US", "US*"), purposes={"marketing": "opt_out"},
+                                 default="opt_out"),
+    }
+
+
+class ConsentSettings(Model):
+    """The consent gate: where consents are, how to find a contact's jurisdiction, and the
+    policy per jurisdiction. Contacts matching no policy get `otherwise` (opt-in: safe)."""
+
+    source: Name | None = None                   # default: the source of kind consents
+    jurisdiction: str | None = None              # a contacts column, e.g. country
+    jurisdictions: dict[Name, JurisdictionPolicy] = Field(
+        default_factory=_default_jurisdictions)
+    otherwise: ConsentRule = "opt_in"
+
+
+# --- destinations and syncs ------------------------------------------------------------------
+
+class PostgresDestination(Model):
+    type: Literal["postgres"]
+    url: str
+    schema_: str = Field(default="public", alias="schema")
+
+
+class WebhookDestination(Model):
+    type: Literal["webhook"]
+    url: str
+    secret_env: str | None = None                # environment variable with the HMAC key
+    timeout: float = Field(default=10, gt=0)     # seconds per attempt
+    retries: int = Field(default=4, ge=0)
+    backoff: float = Field(default=1, ge=0)      # seconds before the first retry, doubling
+    headers: dict[str, str] = Field(default_factory=dict)
+    batch: int = Field(default=100, ge=1)        # records per request
+
+
+class FilesDestination(Model):
+    type: Literal["files"]
+    dir: str
+    format: Literal["parquet", "csv"] = "parquet"
+
+
+class RabbitMQDestination(Model):
+    type: Literal["rabbitmq"]
+    url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    exchange: str = "retainer"
+
+
+Destination = Annotated[PostgresDestination | WebhookDestination | FilesDestination
+                        | RabbitMQDestination, Field(discriminator="type")]
+DESTINATION_TYPES = ("postgres", "webhook", "files", "rabbitmq")
+
+
+class Sync(Model):
+    """Results pushed to a destination: the current rows (`upsert`, or `mirror`, which also
+    removes entities that left), or one message per segment change (`changes`)."""
+
+    to: Name
+    purpose: Name = "operations"
+    entity: Entity = "account"
+    mode: Literal["upsert", "mirror", "changes"] = "upsert"
+    table: str | None = None                     # table, file name or routing key; default
+                                                 # the sync's name
+    columns: tuple[str, ...] = ()                # default: segments, tags and health
+    where: str | None = None                     # only entities where this holds
+    description: str | None = None
+
+
 # --- project ---------------------------------------------------------------------------------
 
 class Output(Model):
@@ -401,6 +665,7 @@ class ProjectConfig(Model):
     output: Output = Output()
     rulebook: tuple[str, ...] = ("rulebook",)
     tests: tuple[str, ...] = ("tests",)
+    act: ActSettings = ActSettings()
     description: str | None = None
 
 

@@ -13,6 +13,7 @@ from sqlglot import exp
 
 from retainer.errors import RetainerError
 from retainer.state.backend import Backend, Statement
+from retainer.state.schema import STORE_TABLES
 
 
 def _unopenable(path: Path, exc: Exception) -> RetainerError:
@@ -73,9 +74,6 @@ class DuckDBBackend(Backend):
 
     def close(self) -> None:
         self.connection.close()
-
-
-STORE_TABLES = frozenset({"runs", "memberships", "health", "quality", "retainer_schema"})
 
 
 class AttachedDuckDBBackend(DuckDBBackend):

@@ -7,6 +7,13 @@ written once in DuckDB's dialect and rendered by sqlglot for each backend.
 
 from __future__ import annotations
 
+import sqlglot
+from sqlglot import exp
+
+from retainer.playbooks.tables import LEDGER_TABLES
+from retainer.privacy.tables import PRIVACY_TABLES
+from retainer.sync.tables import SYNC_TABLES
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: runs, membership intervals, health per run, quality per run
     (
@@ -33,5 +40,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE health ADD COLUMN components DOUBLE[]",
         "CREATE INDEX memberships_entity ON memberships (entity_id, dimension)",
     ),
+    # 3: playbooks' action ledger, syncs' state and log, the decision log and erasures
+    (*LEDGER_TABLES, *SYNC_TABLES, *PRIVACY_TABLES),
 )
 CURRENT_VERSION = len(MIGRATIONS)
+
+
+def _created_tables() -> frozenset[str]:
+    names = {"retainer_schema"}
+    for migration in MIGRATIONS:
+        for statement in migration:
+            tree = sqlglot.parse_one(statement, read="duckdb")
+            if isinstance(tree, exp.Create) and tree.kind == "TABLE":
+                table = tree.find(exp.Table)
+                assert table is not None
+                names.add(table.name)
+    return frozenset(names)
+
+
+STORE_TABLES = _created_tables()  # every table of the store, for qualifying names

@@ -1,0 +1,1 @@
+"""`retainer act` and `retainer decisions` (being built)."""

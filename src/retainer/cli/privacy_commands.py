@@ -1,0 +1,1 @@
+"""`retainer forget` (being built)."""

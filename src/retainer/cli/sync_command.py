@@ -1,0 +1,1 @@
+"""`retainer sync` (being built)."""

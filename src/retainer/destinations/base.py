@@ -1,0 +1,50 @@
+"""What every destination is: something that takes records for a stream, idempotently.
+
+A record is keyed: delivering the same record twice leaves the destination as delivering it
+once (an upsert by key, a message with a stable id, a file rewritten by key). That is what
+lets a sync or a playbook retry after any failure without duplicating anything.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from retainer.errors import RetainerError
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str                      # stable id of what the record describes
+    entity_id: str                # the account or contact it is about
+    payload: dict[str, Any] = field(default_factory=dict)   # JSON-serialisable
+    op: Literal["upsert", "delete"] = "upsert"
+
+
+class DeliveryError(RetainerError):
+    """A destination refused or could not take records. `retryable` failures (down,
+    timeout, 5xx) are retried; the others (4xx, bad configuration) are not."""
+
+    def __init__(self, message: str, *, retryable: bool, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
+
+
+class Destination(ABC):
+    """One module per destination type implements this; `open_destination` picks it."""
+
+    kind: str
+    supports_delete: bool = True  # can it remove what it holds (mirror mode, erasure)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def deliver(self, stream: str, records: Sequence[Record]) -> None:
+        """Deliver every record to `stream` (a table, file, routing key or path) or raise
+        DeliveryError; records already delivered must not be duplicated by a redelivery."""
+
+    def close(self) -> None:  # noqa: B027 - most destinations hold nothing open
+        """Release connections."""

@@ -1,0 +1,23 @@
+"""The action ledger: one row per (playbook, entity, trigger occurrence, action, recipient).
+
+Its primary key is the idempotency key, so planning the same occurrence twice inserts nothing.
+Statements are DuckDB SQL rendered for each store backend (see state/schema.py).
+"""
+
+from __future__ import annotations
+
+LEDGER_TABLES: tuple[str, ...] = (
+    "CREATE TABLE ledger (action_key VARCHAR PRIMARY KEY, playbook VARCHAR NOT NULL, "
+    "level VARCHAR NOT NULL, entity_id VARCHAR NOT NULL, account_id VARCHAR, "
+    "contact_id VARCHAR, trigger_kind VARCHAR NOT NULL, occurrence TIMESTAMP NOT NULL, "
+    "action_index INTEGER NOT NULL, action_kind VARCHAR NOT NULL, destination VARCHAR, "
+    "purpose VARCHAR NOT NULL, channel VARCHAR, status VARCHAR NOT NULL, "
+    "holdout BOOLEAN NOT NULL, reason VARCHAR, payload VARCHAR, act_id BIGINT NOT NULL, "
+    "as_of TIMESTAMP NOT NULL, planned_at TIMESTAMP NOT NULL, sent_at TIMESTAMP, "
+    "attempts INTEGER NOT NULL, error VARCHAR, rulebook_hash VARCHAR NOT NULL)",
+    "CREATE INDEX ledger_entity ON ledger (entity_id, playbook)",
+    "CREATE TABLE acts (act_id BIGINT PRIMARY KEY, as_of TIMESTAMP NOT NULL, "
+    "run_id BIGINT, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, "
+    "status VARCHAR NOT NULL, planned BIGINT, sent BIGINT, suppressed BIGINT, "
+    "failed BIGINT, error VARCHAR, rulebook_hash VARCHAR NOT NULL)",
+)
