@@ -1,6 +1,9 @@
-"""The action ledger: one row per (playbook, entity, trigger occurrence, action, recipient).
+"""The action ledger and the decision log.
 
-Its primary key is the idempotency key, so planning the same occurrence twice inserts nothing.
+The ledger has one row per (playbook, entity, trigger occurrence, action, recipient); its
+primary key is the idempotency key, so planning the same occurrence twice inserts nothing.
+The decision log is append-only: every automated decision that reached, or was kept from, a
+person, with its reason and the rulebook version.
 Statements are DuckDB SQL rendered for each store backend (see state/schema.py).
 """
 
@@ -20,4 +23,9 @@ LEDGER_TABLES: tuple[str, ...] = (
     "run_id BIGINT, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, "
     "status VARCHAR NOT NULL, planned BIGINT, sent BIGINT, suppressed BIGINT, "
     "failed BIGINT, error VARCHAR, rulebook_hash VARCHAR NOT NULL)",
+    "CREATE TABLE decisions (decision_id BIGINT PRIMARY KEY, decided_at TIMESTAMP NOT NULL, "
+    "action_key VARCHAR, playbook VARCHAR, account_id VARCHAR, contact_id VARCHAR, "
+    "purpose VARCHAR NOT NULL, channel VARCHAR, outcome VARCHAR NOT NULL, "
+    "reason VARCHAR NOT NULL, legal_basis VARCHAR, jurisdiction VARCHAR, policy VARCHAR, "
+    "consent_recorded_at TIMESTAMP, rulebook_hash VARCHAR NOT NULL, act_id BIGINT)",
 )
