@@ -10,9 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from retainer.errors import RetainerError
+from retainer.errors import Location, RetainerError
+
+if TYPE_CHECKING:
+    from retainer.rulebook.loader import Rulebook
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,20 @@ class Destination(ABC):
 
     kind: str
     supports_delete: bool = True  # can it remove what it holds (mirror mode, erasure)
+    # How many records a sync hands to one `deliver` call and commits as one batch: each
+    # call rewrites a file, opens a transaction or waits for confirms, so big is cheaper,
+    # while small loses less work to a failure.
+    batch_size: int = 500
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    @classmethod
+    def open(cls, name: str, settings: Any, rulebook: Rulebook,
+             location: Location | None = None) -> Destination:
+        """Build the destination from its rulebook settings (`open_destination` calls this);
+        `location` is where it is declared, for errors about its settings."""
+        raise NotImplementedError(f"{cls.__name__} cannot be opened from a rulebook")
 
     @abstractmethod
     def deliver(self, stream: str, records: Sequence[Record]) -> None:
@@ -48,3 +62,9 @@ class Destination(ABC):
 
     def close(self) -> None:  # noqa: B027 - most destinations hold nothing open
         """Release connections."""
+
+    def __enter__(self) -> Destination:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
