@@ -20,6 +20,7 @@ from retainer.engines import create_engine
 from retainer.engines.base import Engine, Progress
 from retainer.engines.duckdb import STAGED_SUFFIX, DuckDBEngine, staged
 from retainer.errors import RetainerError
+from retainer.privacy.suppression import suppress_forgotten
 from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
@@ -207,6 +208,8 @@ class Project:
             compute.stage_outputs(plan)
             engine.receive_staged({step.name: compute.staged_arrow(step.name)
                                    for step in plan.outputs()}, temporary=not final)
+        # Forgotten people are left out before anything is exported, recorded or published.
+        suppress_forgotten(engine, store, self.rulebook, sources_attached=compute is engine)
         exports = self._write_exports(engine, plan) if final else {}
         # History first, outputs after: a kill in between leaves both consistent on their
         # own, and the next run simply records again.
