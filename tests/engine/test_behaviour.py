@@ -260,6 +260,34 @@ def test_text_times_in_every_spelling_and_calendar_checks(target: Target) -> Non
             quality["events"]["after_as_of"]) == (3, 1, 1)
 
 
+def test_accounts_created_after_as_of_are_not_part_of_the_run(target: Target) -> None:
+    rulebook = """
+        output: {include: [name]}
+        traits:
+          tenure_days: "days_between(account.created_at, as_of)"
+          n: {count: events}
+        """
+    given = {"accounts": [
+        {"account_id": "a1", "name": "Acme", "created_at": datetime(2025, 1, 1)},
+        {"account_id": "a1", "name": "Acme renamed", "created_at": datetime(2026, 3, 5)},
+        {"account_id": "a2", "name": "Globex", "created_at": AS_OF},   # exactly as_of: in
+        {"account_id": "a3", "name": "Initech", "created_at": datetime(2026, 3, 1, 0, 0, 1)},
+        {"account_id": "a4", "name": "Hooli", "created_at": None},     # undated: in
+    ], "events": [login("a3", datetime(2026, 3, 2)),       # the future account's event
+                  login("ghost", datetime(2026, 2, 1))]}   # an account nobody knows
+    rows = evaluate(target, rulebook, given, AS_OF)
+    assert sorted(rows) == ["a1", "a2", "a4"]
+    assert (rows["a1"]["name"], rows["a1"]["tenure_days"]) == ("Acme", 424)
+    assert (rows["a2"]["tenure_days"], rows["a4"]["tenure_days"]) == (0, None)
+    quality = evaluate(target, rulebook, given, AS_OF, output="data_quality")
+    accounts, events = quality["accounts"], quality["events"]
+    # The later rename and the account created one second after as_of are counted, not
+    # duplicates; the future account's event is after as_of rather than of an unknown id.
+    assert (accounts["rows_read"], accounts["missing_id"], accounts["duplicate_id"],
+            accounts["bad_time"], accounts["after_as_of"]) == (5, 0, 0, 0, 2)
+    assert (events["rows_read"], events["unknown_id"], events["after_as_of"]) == (2, 1, 1)
+
+
 def test_an_unknown_time_zone_name(target: Target) -> None:
     rows = {"accounts": ACCOUNTS, "events": [login("a1", "2026-02-28 10:00:00 Mars/Olympus")]}
     rulebook = "traits: {n: {count: events}}\n"

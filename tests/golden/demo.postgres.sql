@@ -30,6 +30,9 @@ FROM (
   FROM src_accounts AS s
   WHERE
     NOT s.account_id IS NULL
+    AND (
+      s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
 ) AS ranked
 WHERE
   __rank = 1;
@@ -54,6 +57,9 @@ FROM (
     ON ids.__alias = s.account_id
   WHERE
     NOT s.contact_id IS NULL
+    AND (
+      s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
 ) AS ranked
 WHERE
   __rank = 1;
@@ -212,9 +218,9 @@ SELECT
   COUNT(*) FILTER(WHERE
     __time IS NULL) AS __bad_time,
   COUNT(*) FILTER(WHERE
-    __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
+    NOT __no_id AND __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
   COUNT(*) FILTER(WHERE
-    __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
+    NOT __no_id AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
 FROM stg_events
 GROUP BY
   __account;
@@ -239,9 +245,9 @@ SELECT
   COUNT(*) FILTER(WHERE
     __time IS NULL) AS __bad_time,
   COUNT(*) FILTER(WHERE
-    __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
+    NOT __no_id AND __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
   COUNT(*) FILTER(WHERE
-    __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
+    NOT __no_id AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
 FROM stg_subscriptions
 GROUP BY
   __account;
@@ -274,9 +280,9 @@ SELECT
   COUNT(*) FILTER(WHERE
     __time IS NULL) AS __bad_time,
   COUNT(*) FILTER(WHERE
-    __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
+    NOT __no_id AND __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
   COUNT(*) FILTER(WHERE
-    __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
+    NOT __no_id AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
 FROM stg_surveys
 GROUP BY
   __account;
@@ -303,9 +309,9 @@ SELECT
   COUNT(*) FILTER(WHERE
     __time IS NULL) AS __bad_time,
   COUNT(*) FILTER(WHERE
-    __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
+    NOT __no_id AND __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
   COUNT(*) FILTER(WHERE
-    __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
+    NOT __no_id AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
 FROM stg_tickets
 GROUP BY
   __account;
@@ -1047,12 +1053,32 @@ SELECT
   COUNT(*) AS rows_read,
   COUNT(*) FILTER(WHERE
     s.account_id IS NULL) AS missing_id,
-  COUNT(s.account_id) - COUNT(DISTINCT s.account_id) AS duplicate_id,
+  COUNT(
+    CASE
+      WHEN NOT s.account_id IS NULL
+      AND (
+        s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+      )
+      THEN s.account_id
+    END
+  ) - COUNT(
+    DISTINCT CASE
+      WHEN NOT s.account_id IS NULL
+      AND (
+        s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+      )
+      THEN s.account_id
+    END
+  ) AS duplicate_id,
   0 AS unknown_id,
   COUNT(*) FILTER(WHERE
-    NOT s.created_at IS NULL AND s.created_at IS NULL) AS bad_time,
-  0 AS after_as_of,
-  0 AS future_dated
+    NOT s.account_id IS NULL AND NOT s.created_at IS NULL AND s.created_at IS NULL) AS bad_time,
+  COUNT(*) FILTER(WHERE
+    NOT s.account_id IS NULL
+    AND s.created_at > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS after_as_of,
+  COUNT(*) FILTER(WHERE
+    NOT s.account_id IS NULL
+    AND s.created_at > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
 FROM src_accounts AS s
 UNION ALL
 SELECT
@@ -1060,7 +1086,23 @@ SELECT
   COUNT(*) AS rows_read,
   COUNT(*) FILTER(WHERE
     s.contact_id IS NULL) AS missing_id,
-  COUNT(s.contact_id) - COUNT(DISTINCT s.contact_id) AS duplicate_id,
+  COUNT(
+    CASE
+      WHEN NOT s.contact_id IS NULL
+      AND (
+        s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+      )
+      THEN s.contact_id
+    END
+  ) - COUNT(
+    DISTINCT CASE
+      WHEN NOT s.contact_id IS NULL
+      AND (
+        s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+      )
+      THEN s.contact_id
+    END
+  ) AS duplicate_id,
   (
     SELECT
       COUNT(*)
@@ -1071,9 +1113,13 @@ SELECT
       a.__account IS NULL
   ) AS unknown_id,
   COUNT(*) FILTER(WHERE
-    NOT s.created_at IS NULL AND s.created_at IS NULL) AS bad_time,
-  0 AS after_as_of,
-  0 AS future_dated
+    NOT s.contact_id IS NULL AND NOT s.created_at IS NULL AND s.created_at IS NULL) AS bad_time,
+  COUNT(*) FILTER(WHERE
+    NOT s.contact_id IS NULL
+    AND s.created_at > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS after_as_of,
+  COUNT(*) FILTER(WHERE
+    NOT s.contact_id IS NULL
+    AND s.created_at > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
 FROM src_contacts AS s
 UNION ALL
 SELECT
@@ -1081,10 +1127,19 @@ SELECT
   CAST(COALESCE(SUM(g.__rows), 0) AS BIGINT) AS rows_read,
   CAST(COALESCE(SUM(g.__no_id), 0) AS BIGINT) AS missing_id,
   0 AS duplicate_id,
-  CAST(COALESCE(SUM(CASE WHEN NOT NOT k.__account IS NULL THEN g.__rows - g.__no_id ELSE 0 END), 0) AS BIGINT) AS unknown_id,
+  CAST(COALESCE(
+    SUM(
+      CASE
+        WHEN NOT NOT k.__account IS NULL
+        THEN g.__rows - g.__no_id - g.__after_as_of
+        ELSE 0
+      END
+    ),
+    0
+  ) AS BIGINT) AS unknown_id,
   CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__after_as_of ELSE 0 END), 0) AS BIGINT) AS after_as_of,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__future ELSE 0 END), 0) AS BIGINT) AS future_dated
+  CAST(COALESCE(SUM(g.__after_as_of), 0) AS BIGINT) AS after_as_of,
+  CAST(COALESCE(SUM(g.__future), 0) AS BIGINT) AS future_dated
 FROM agg_events AS g
 LEFT JOIN stg_accounts AS k
   ON k.__account = g.__account
@@ -1094,10 +1149,19 @@ SELECT
   CAST(COALESCE(SUM(g.__rows), 0) AS BIGINT) AS rows_read,
   CAST(COALESCE(SUM(g.__no_id), 0) AS BIGINT) AS missing_id,
   0 AS duplicate_id,
-  CAST(COALESCE(SUM(CASE WHEN NOT NOT k.__account IS NULL THEN g.__rows - g.__no_id ELSE 0 END), 0) AS BIGINT) AS unknown_id,
+  CAST(COALESCE(
+    SUM(
+      CASE
+        WHEN NOT NOT k.__account IS NULL
+        THEN g.__rows - g.__no_id - g.__after_as_of
+        ELSE 0
+      END
+    ),
+    0
+  ) AS BIGINT) AS unknown_id,
   CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__after_as_of ELSE 0 END), 0) AS BIGINT) AS after_as_of,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__future ELSE 0 END), 0) AS BIGINT) AS future_dated
+  CAST(COALESCE(SUM(g.__after_as_of), 0) AS BIGINT) AS after_as_of,
+  CAST(COALESCE(SUM(g.__future), 0) AS BIGINT) AS future_dated
 FROM agg_tickets AS g
 LEFT JOIN stg_accounts AS k
   ON k.__account = g.__account
@@ -1107,10 +1171,19 @@ SELECT
   CAST(COALESCE(SUM(g.__rows), 0) AS BIGINT) AS rows_read,
   CAST(COALESCE(SUM(g.__no_id), 0) AS BIGINT) AS missing_id,
   0 AS duplicate_id,
-  CAST(COALESCE(SUM(CASE WHEN NOT NOT k.__account IS NULL THEN g.__rows - g.__no_id ELSE 0 END), 0) AS BIGINT) AS unknown_id,
+  CAST(COALESCE(
+    SUM(
+      CASE
+        WHEN NOT NOT k.__account IS NULL
+        THEN g.__rows - g.__no_id - g.__after_as_of
+        ELSE 0
+      END
+    ),
+    0
+  ) AS BIGINT) AS unknown_id,
   CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__after_as_of ELSE 0 END), 0) AS BIGINT) AS after_as_of,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__future ELSE 0 END), 0) AS BIGINT) AS future_dated
+  CAST(COALESCE(SUM(g.__after_as_of), 0) AS BIGINT) AS after_as_of,
+  CAST(COALESCE(SUM(g.__future), 0) AS BIGINT) AS future_dated
 FROM agg_surveys AS g
 LEFT JOIN stg_accounts AS k
   ON k.__account = g.__account
@@ -1120,10 +1193,19 @@ SELECT
   CAST(COALESCE(SUM(g.__rows), 0) AS BIGINT) AS rows_read,
   CAST(COALESCE(SUM(g.__no_id), 0) AS BIGINT) AS missing_id,
   0 AS duplicate_id,
-  CAST(COALESCE(SUM(CASE WHEN NOT NOT k.__account IS NULL THEN g.__rows - g.__no_id ELSE 0 END), 0) AS BIGINT) AS unknown_id,
+  CAST(COALESCE(
+    SUM(
+      CASE
+        WHEN NOT NOT k.__account IS NULL
+        THEN g.__rows - g.__no_id - g.__after_as_of
+        ELSE 0
+      END
+    ),
+    0
+  ) AS BIGINT) AS unknown_id,
   CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__after_as_of ELSE 0 END), 0) AS BIGINT) AS after_as_of,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__future ELSE 0 END), 0) AS BIGINT) AS future_dated
+  CAST(COALESCE(SUM(g.__after_as_of), 0) AS BIGINT) AS after_as_of,
+  CAST(COALESCE(SUM(g.__future), 0) AS BIGINT) AS future_dated
 FROM agg_subscriptions AS g
 LEFT JOIN stg_accounts AS k
   ON k.__account = g.__account;

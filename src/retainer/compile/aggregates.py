@@ -247,12 +247,15 @@ def quality_selects(work: Pass, clock_sql: exp.Expr, as_of_sql: exp.Expr
         return exp.Filter(this=exp.Count(this=exp.Star()),
                           expression=exp.Where(this=condition))
 
+    has_id = exp.Not(this=col("__no_id"))  # a row without an id counts as missing only
     return [
         alias(exp.Count(this=exp.Star()), "__rows"),
         alias(count_where(col("__no_id")), "__no_id"),
         alias(count_where(time.copy().is_(exp.null())), "__bad_time"),
-        alias(count_where(exp.GT(this=time.copy(), expression=as_of_sql)), "__after_as_of"),
-        alias(count_where(exp.GT(this=time.copy(), expression=clock_sql)), "__future"),
+        alias(count_where(exp.and_(has_id, exp.GT(this=time.copy(), expression=as_of_sql))),
+              "__after_as_of"),
+        alias(count_where(exp.and_(has_id.copy(), exp.GT(this=time.copy(),
+                                                          expression=clock_sql))), "__future"),
     ]
 
 

@@ -1,8 +1,10 @@
 """Staging: each source as the pipeline reads it — ids as text, times as UTC, aliases resolved.
 
 * `stg_identities` maps other systems' ids to account ids (several ids → one account).
-* `stg_accounts` and `stg_contacts` keep one row per id (the latest by time) and drop rows
-  without an id; both are counted in the quality report.
+* `stg_accounts` and `stg_contacts` keep one row per id (the latest by time at or before
+  as_of) and drop rows without an id or dated after as_of — an account created after as_of
+  did not exist yet; all of these are counted in the quality report. A row without a usable
+  time is kept: nothing says it is from the future.
 * `stg_<source>` views give every row its `__account` (through the identity map, or through
   its contact), `__contact`, `__time`, and the account or contact columns its traits read.
 """
@@ -62,7 +64,8 @@ def entity_columns(ctx: Context, level: str) -> list[str]:
 
 
 def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
-    """One row per entity id, the latest by time; rows without an id are dropped.
+    """One row per entity id, the latest by time up to as_of; rows without an id and rows
+    dated after as_of are dropped (an update after as_of is not seen either).
 
     Ties at the same time are broken by the row's other values, so the kept row does not
     depend on file order or on the engine.
@@ -87,6 +90,8 @@ def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
                           alias(rank, "__rank"))
              .from_(exp.alias_(exp.to_table(src(source)), "s"))
              .where(col(key_column, "s").is_(exp.null()).not_()))
+    if spec.time:
+        inner = inner.where(not_after(time.copy(), ctx.as_of_sql()))
     if key_name == CONTACT and ctx.identities is not None:
         inner = _join_identities(ctx, inner, source, spec.account or "")
     return exp.select(exp.Star()).from_(inner.subquery("ranked")).where(
@@ -133,6 +138,11 @@ def source_step(ctx: Context, item: Pass) -> exp.Select:
         select = select.join(exp.alias_(exp.to_table("stg_accounts"), "a"), join_type="left",
                              on=col(ACCOUNT, "a").eq(account.copy()))
     return select
+
+
+def not_after(time: exp.Expr, as_of: exp.Expr) -> exp.Expr:
+    """The row belongs to the run: dated at or before as_of, or not dated at all."""
+    return exp.paren(exp.or_(time.is_(exp.null()), exp.LTE(this=time.copy(), expression=as_of)))
 
 
 def _join_identities(ctx: Context, select: exp.Select, source: str, column: str) -> exp.Select:
