@@ -1,1 +1,256 @@
-"""`retainer act` and `retainer decisions` (being built)."""
+"""`retainer act` (playbooks against the latest run), `retainer actions` (the ledger) and
+`retainer decisions` (the consent decision log)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from retainer.cli.common import ProjectOption, console, errors, friendly
+from retainer.cli.main import app
+
+FormatOption = Annotated[str, typer.Option("--format", help="table, json or csv")]
+FORMATS = ("table", "json", "csv")
+_STYLE = {"fire": "green", "sent": "green", "recorded": "green", "held_out": "cyan",
+          "stopped": "yellow", "cooldown": "dim", "capped": "yellow", "suppressed": "yellow",
+          "failed": "red", "rejected": "red", "no_recipient": "yellow"}
+
+
+@app.command()
+@friendly
+def act(project: ProjectOption = Path("."),
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="show what would fire and why; write and send nothing")] = False,
+        playbook: Annotated[list[str] | None, typer.Option(
+            help="only this playbook (repeatable)")] = None,
+        limit: Annotated[int, typer.Option(help="items listed by --dry-run")] = 40,
+        output: FormatOption = "table") -> None:
+    """Run the playbooks against the latest run: plan, record in the ledger, dispatch."""
+    from retainer.playbooks.act import act as run_act
+    from retainer.playbooks.summary import counts, listed
+    from retainer.project import Project
+    _check_format(output, ("table", "json"))
+    report = run_act(Project(project), dry_run=dry_run, playbooks=playbook or ())
+    plan = report.plan
+    if output == "json":
+        sys.stdout.write(json.dumps({
+            "as_of": plan.as_of.isoformat(), "run_id": plan.run_id, "dry_run": dry_run,
+            "act_id": report.act_id, "playbooks": counts(report), "items": listed(report),
+            "failures": report.dispatched.failures}, indent=2, default=str) + "\n")
+    else:
+        _print_act(report, counts(report), listed(report), limit)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_act(report: Any, rows: list[dict[str, Any]], items: list[dict[str, Any]],
+               limit: int) -> None:
+    plan = report.plan
+    run = f" (run {plan.run_id})" if plan.run_id is not None else ""
+    head = f"as of {plan.as_of:%Y-%m-%d %H:%M} UTC{run}"
+    if report.dry_run:
+        console.print(f"[bold]Dry run {head}[/] — nothing is written or sent")
+    else:
+        retried = f", {report.retried} pending from earlier acts" if report.retried else ""
+        console.print(f"[bold]Act {report.act_id} {head}[/] — {report.written} new ledger "
+                      f"row(s){retried}")
+    # Only the outcomes that happened get a column: the table stays readable when narrow.
+    shown = [c for c in (rows[0] if rows else {}) if c in ("playbook", "fire")
+             or any(row[c] for row in rows)]
+    table = Table(show_edge=False, padding=(0, 1))
+    for index, column in enumerate(shown):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*(Text(str(row[c]), style="dim" if row[c] == 0 else
+                             _STYLE.get(c.replace(" ", "_"), "")) for c in shown))
+    console.print(table)
+    if report.dry_run:
+        _print_items(items, limit)
+    for failure in report.dispatched.failures:
+        errors.print(f"[bold red]failed:[/] {failure}", highlight=False)
+    if not report.dry_run and not report.dispatched.failures:
+        console.print("[green]✓[/] everything planned was delivered, recorded or suppressed; "
+                      "'retainer actions' lists the ledger, 'retainer decisions' the consent "
+                      "decisions")
+
+
+def _print_items(items: list[dict[str, Any]], limit: int) -> None:
+    """One block per playbook, one line per action, the reason under it."""
+    if not items:
+        console.print("nothing would fire")
+        return
+    playbook = None
+    for item in items[:limit]:
+        if item["playbook"] != playbook:
+            playbook = item["playbook"]
+            console.print(Text(playbook, style="bold"))
+        outcome = item["outcome"]
+        consent = item["consent"] or ""
+        label = "would be suppressed" if consent.startswith("suppressed") else {
+            "fire": "would fire", "held_out": "held out", "no_recipient": "no recipient"
+        }.get(outcome, outcome)
+        where = f" → {item['to']}" if item["to"] != "ledger" or outcome == "fire" else ""
+        line = Text(f"  {item['entity']:<10} ")
+        line.append(f"{label:<20}", style=_STYLE.get("suppressed" if consent.startswith(
+            "suppressed") else outcome, ""))
+        line.append(f" {item['action']}{where}")
+        console.print(line, highlight=False)
+        reason = item["why"] if item["why_not"] is None else f"{item['why_not']}; " \
+            f"{item['why']}"
+        console.print(Text(f"      why: {reason}", style="dim"), highlight=False)
+        if consent:
+            decision, _, detail = consent.partition(": ")
+            console.print(Text(f"      consent {decision}: {detail}", style="dim"),
+                          highlight=False)
+    if len(items) > limit:
+        console.print(f"… and {len(items) - limit} more (--limit N lists more, "
+                      "--format json lists all)")
+
+
+@app.command()
+@friendly
+def actions(project: ProjectOption = Path("."),
+            playbook: Annotated[str | None, typer.Option(help="only this playbook")] = None,
+            account: Annotated[str | None, typer.Option(help="only this account")] = None,
+            status: Annotated[str | None, typer.Option(
+                help="planned, sent, recorded, suppressed, failed, rejected, held_out or "
+                     "stopped")] = None,
+            since: Annotated[str | None, typer.Option(help="planned at or after")] = None,
+            limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+            output: FormatOption = "table") -> None:
+    """List the action ledger: tasks, routes, messages and webhooks the playbooks made."""
+    from retainer.playbooks import ledger
+    from retainer.project import Project
+    _check_format(output, FORMATS)
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    for column, value in (("playbook", playbook), ("account_id", account),
+                          ("status", status)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            parameters.append(value)
+    if since is not None:
+        clauses.append("planned_at >= ?")
+        parameters.append(_moment(since))
+    with Project(project).store() as store:
+        rows = ledger.entries(store, " AND ".join(clauses), parameters, limit)
+    records = [{"planned_at": e.planned_at, "playbook": e.playbook, "entity": e.entity_id,
+                "contact": e.contact_id, "action": e.action_kind,
+                "what": _what(e.action_kind, e.payload),
+                "to": f"{e.destination}/{e.stream}" if e.destination else "ledger",
+                "status": e.status, "attempts": e.attempts, "reason": e.reason,
+                "error": e.error, "key": e.action_key} for e in rows]
+    _emit(records, output, _action_lines, "no actions in the ledger")
+
+
+def _action_lines(record: dict[str, Any]) -> tuple[Text, str]:
+    head = Text(f"{_cell(record['planned_at'])}  {record['playbook']}  {record['entity']}  ")
+    head.append(record["status"], style=_STYLE.get(record["status"], ""))
+    head.append(f"  {record['action']}: {record['what']} → {record['to']}")
+    detail = record["reason"] or ""
+    if record["error"]:
+        detail += f"\nerror (attempt {record['attempts']}): {record['error']}"
+    return head, detail
+
+
+def _what(kind: str, payload: dict[str, Any]) -> str:
+    if "action" not in payload:  # held out or stopped: nothing was made
+        return "nothing (see why)"
+    if kind == "task":
+        return f"{payload.get('title', '')} (owner {payload.get('owner') or '–'}, due " \
+               f"{str(payload.get('due_at', ''))[:10]})"
+    if kind == "route":
+        return f"queue {payload.get('queue', '')}"
+    if kind == "message":
+        contact = payload.get("contact") or {}
+        return f"'{payload.get('template', '')}' to {contact.get('id', '–')}"
+    return str(payload.get("event", ""))
+
+
+@app.command()
+@friendly
+def decisions(project: ProjectOption = Path("."),
+              contact: Annotated[str | None, typer.Option(help="only this contact")] = None,
+              account: Annotated[str | None, typer.Option(help="only this account")] = None,
+              playbook: Annotated[str | None, typer.Option(help="only this playbook")] = None,
+              outcome: Annotated[str | None, typer.Option(
+                  help="sent, recorded, suppressed or failed")] = None,
+              since: Annotated[str | None, typer.Option(help="decided at or after")] = None,
+              limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+              output: FormatOption = "table") -> None:
+    """Query the consent decision log: every automated decision about a person, and why."""
+    from retainer.consent import log
+    from retainer.errors import RetainerError
+    from retainer.project import Project
+    _check_format(output, FORMATS)
+    if outcome is not None and outcome not in log.OUTCOMES:
+        raise RetainerError(f"unknown outcome '{outcome}'",
+                            hint="one of " + ", ".join(log.OUTCOMES))
+    with Project(project).store() as store:
+        found = log.query(store, contact=contact, account=account, playbook=playbook,
+                          outcome=outcome, since=_moment(since) if since else None,
+                          limit=limit)
+    _emit([d.as_dict() for d in found], output, _decision_lines, "no decisions recorded")
+
+
+def _decision_lines(record: dict[str, Any]) -> tuple[Text, str]:
+    head = Text(f"{_cell(record['decided_at'])}  contact {record['contact_id']}  ")
+    head.append(record["outcome"], style=_STYLE.get(record["outcome"], ""))
+    head.append(f"  {record['playbook'] or ''} · {record['purpose']}"
+                f"{'/' + record['channel'] if record['channel'] else ''} · "
+                f"{record['jurisdiction'] or 'unknown jurisdiction'} "
+                f"(policy {record['policy']}, {record['rule']})")
+    return head, record["reason"]
+
+
+def _emit(records: list[dict[str, Any]], output: str,
+          lines: Callable[[dict[str, Any]], tuple[Text, str]], empty: str) -> None:
+    if output == "json":
+        sys.stdout.write(json.dumps(records, indent=2, default=str) + "\n")
+        return
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else [])
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: _cell(v) for k, v in record.items()})
+        sys.stdout.write(buffer.getvalue())
+        return
+    if not records:
+        console.print(empty)
+        return
+    # One line of facts and the reason under it: readable in any terminal width.
+    for record in records:
+        head, detail = lines(record)
+        console.print(head, highlight=False)
+        for line in detail.splitlines():
+            console.print(Text(f"    {line}", style="dim"), highlight=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    return str(value)
+
+
+def _moment(text: str) -> datetime:
+    from retainer.project import parse_as_of
+    return parse_as_of(text)
+
+
+def _check_format(output: str, allowed: tuple[str, ...]) -> None:
+    if output not in allowed:
+        from retainer.errors import RetainerError
+        raise RetainerError(f"unknown format '{output}'", hint="one of " + ", ".join(allowed))

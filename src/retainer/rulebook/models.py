@@ -384,6 +384,16 @@ class Measure(Model):
 
 # --- playbooks -------------------------------------------------------------------------------
 
+def _share(value: Any) -> Any:
+    """`10%` or `0.1` → 0.1 (a holdout is a share of the eligible entities)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"'{value}' is not a share; write 10% or 0.1") from None
+    return value
+
+
 class Trigger(Model):
     """When a playbook fires (docs/playbooks.md). `enter`, `exit` and `in` name a segment as
     `dimension.segment`, or a tag; `in` fires once `days` into a stay (and again `every`)."""
@@ -404,6 +414,13 @@ class Trigger(Model):
         if self.in_ is None and ("days" in self.model_fields_set or self.every is not None):
             raise ValueError("'days' and 'every' go with 'in' (e.g. in: lifecycle.at_risk, "
                              "days: 14)")
+        if self.in_ is not None and "within" in self.model_fields_set:
+            raise ValueError("'within' goes with 'enter' and 'exit'; 'in' fires once a stay "
+                             "is 'days' old, however late the next act comes")
+        if self.every is not None and not self.every:
+            raise ValueError("'every' must be a positive duration, e.g. 7d")
+        if not self.within:
+            raise ValueError("'within' must be a positive duration, e.g. 7d")
         return self
 
     @property
@@ -416,16 +433,18 @@ class Trigger(Model):
 
 
 class TaskAction(Model):
-    """A task for a person: the owner is an account column (e.g. owner) or the account's
-    first contact with a role."""
+    """A task for a person: the owner is an account column of the results (e.g. owner) or
+    the account's first contact with a role (then the task carries that contact's data and
+    passes the consent gate for `channel`)."""
 
     title: str                                   # a template: {name}, {lifecycle}, …
-    owner: str | None = None                     # an account column holding the owner
+    owner: str | None = None                     # a results column holding the owner
     owner_role: str | None = None                # …or a contact role
     due: DurationField = timedelta(days=3)
+    channel: str | None = None                   # how the owner reaches the contact (phone)
     to: Name | None = None                       # a destination; else kept in the ledger
     stream: str | None = None                    # the destination's table / routing key
-    note: str | None = None
+    note: str | None = None                      # a template, like the title
 
     @model_validator(mode="after")
     def _one_owner(self) -> TaskAction:
@@ -447,9 +466,11 @@ class MessageAction(Model):
     every one passes the consent gate for the playbook's purpose and this channel."""
 
     to: Name
-    template: str
+    template: str                                # the template's name in the sending tool
     channel: str = "email"
     roles: tuple[str, ...] | None = None         # None: every contact of the account
+    fields: tuple[str, ...] = ()                 # results columns sent as merge fields
+    contact_fields: tuple[str, ...] = ()         # contacts source columns (e.g. name)
     stream: str | None = None
 
 
@@ -458,6 +479,7 @@ class WebhookAction(Model):
 
     to: Name
     event: str | None = None                     # sent as the event name; default playbook
+    fields: tuple[str, ...] = ()                 # results columns sent with the event
     stream: str | None = None
 
 
@@ -497,12 +519,36 @@ class Cap(Model):
     max: int = Field(ge=1)
     per: DurationField
 
+    @model_validator(mode="after")
+    def _positive(self) -> Cap:
+        if not self.per:
+            raise ValueError("'per' must be a positive duration, e.g. 7d")
+        return self
+
 
 class Caps(Model):
     """Frequency caps: actions per account, and messages per contact, across playbooks."""
 
     account: Cap | None = None
     contact: Cap | None = None
+
+
+class Outcome(Model):
+    """What success means for uplift against the holdout: `after` the occurrence, the
+    entity is in one of `in` (segments or tags) and in none of `not_in`."""
+
+    in_: tuple[str, ...] = Field(default=(), alias="in")
+    not_in: tuple[str, ...] = ()
+    after: DurationField = timedelta(days=30)
+
+    @model_validator(mode="after")
+    def _something(self) -> Outcome:
+        if not self.in_ and not self.not_in:
+            raise ValueError("an outcome needs 'in' or 'not_in' (segments as "
+                             "dimension.segment, or tags), e.g. not_in: [lifecycle.lapsed]")
+        if not self.after:
+            raise ValueError("'after' must be a positive duration, e.g. 30d")
+        return self
 
 
 class Playbook(Model):
@@ -515,8 +561,9 @@ class Playbook(Model):
     actions: tuple[Action, ...] = Field(min_length=1)
     cooldown: DurationField | None = None        # no second firing within this time
     caps: Caps | None = None                     # overrides the project's `act.caps`
-    holdout: float = Field(default=0, ge=0, lt=1)
+    holdout: Annotated[float, BeforeValidator(_share)] = Field(default=0, ge=0, lt=1)
     stops: tuple[Name, ...] = ()                 # playbooks that stop for these entities
+    outcome: Outcome | None = None               # success, for uplift against the holdout
     description: str | None = None
 
     @model_validator(mode="after")
@@ -527,11 +574,17 @@ class Playbook(Model):
         return self
 
 
+# A playbook with only `when` fires while it holds; without a cooldown it would fire at
+# every act, so it gets this one.
+CONDITION_COOLDOWN = timedelta(days=30)
+
+
 class ActSettings(Model):
     """Project-wide settings of `retainer act`."""
 
     caps: Caps | None = None
     holdout_salt: str | None = None              # default: the project name
+    max_attempts: int = Field(default=5, ge=1)   # deliveries tried before giving up
 
 
 # --- consent ---------------------------------------------------------------------------------
@@ -546,6 +599,15 @@ class JurisdictionPolicy(Model):
     match: tuple[str, ...] = Field(min_length=1)  # codes (DE, US-CA) or prefixes (US*)
     purposes: dict[Name, ConsentRule] = Field(default_factory=dict)
     default: ConsentRule = "opt_in"
+
+    @model_validator(mode="after")
+    def _patterns(self) -> JurisdictionPolicy:
+        for pattern in self.match:
+            if not pattern.strip() or "*" in pattern.rstrip("*") or pattern.strip() == "*":
+                raise ValueError(f"'{pattern}' is not a jurisdiction pattern; write a code "
+                                 "(DE, US-CA) or a prefix ending in * (US*); contacts "
+                                 "matching no policy get 'otherwise'")
+        return self
 
 
 EU_EEA_UK = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU",

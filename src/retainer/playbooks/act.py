@@ -1,0 +1,126 @@
+"""`retainer act`: plan every playbook against the latest run, then — unless it is a dry
+run — write the plan to the ledger and dispatch what is pending.
+
+The rulebook is validated first (as `retainer validate` does), so nothing is acted on by
+a rulebook with a problem. The act is recorded in `acts` with its counts; a failure part
+way leaves every row either still pending (retried next time) or final, never both.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from retainer.errors import RetainerError, did_you_mean
+from retainer.playbooks import ledger
+from retainer.playbooks.dispatch import DispatchReport, dispatch
+from retainer.playbooks.people import read_people
+from retainer.playbooks.plan import FIRE, ActPlan
+from retainer.playbooks.planner import build_plan
+from retainer.playbooks.results import Results
+from retainer.project import Project, utc_now
+from retainer.state import Store
+
+
+@dataclass(frozen=True)
+class ActReport:
+    plan: ActPlan
+    dry_run: bool
+    act_id: int | None = None
+    written: int = 0                                    # new ledger rows
+    dispatched: DispatchReport = field(default_factory=DispatchReport)
+    retried: int = 0                                    # pending rows of earlier acts
+    consent: dict[str, str] = field(default_factory=dict)   # dry run: key → preview
+
+    @property
+    def ok(self) -> bool:
+        return self.dispatched.ok
+
+
+def check_names(project: Project, names: Sequence[str]) -> None:
+    known = list(project.rulebook.playbooks)
+    for name in names:
+        if name not in known:
+            raise RetainerError(f"no playbook named '{name}'",
+                                hint=did_you_mean(name, known) or (
+                                    "playbooks: " + ", ".join(known) if known
+                                    else "declare playbooks in the rulebook "
+                                         "(docs/playbooks.md)"))
+
+
+def validate(project: Project) -> None:
+    """The checks `retainer validate` makes, so a broken rulebook acts on nothing."""
+    from retainer.checks import check_activation
+    catalog = project.catalog()
+    plan = project.plan(catalog=catalog)
+    check_activation(project.rulebook, plan, catalog)
+
+
+def act(project: Project, *, dry_run: bool = False, playbooks: Sequence[str] = (),
+        now: datetime | None = None, check: bool = True) -> ActReport:
+    rulebook = project.rulebook
+    check_names(project, playbooks)
+    if not rulebook.playbooks:
+        raise RetainerError("the rulebook has no playbooks",
+                            hint="declare them under 'playbooks:' (docs/playbooks.md)")
+    if check:
+        validate(project)
+    now = now or utc_now()
+    results = Results(project)
+    try:
+        with project.store() as store:
+            plan = build_plan(rulebook, store, results, playbooks or None, now)
+            if dry_run:
+                return ActReport(plan, True, consent=_preview(project, plan, now))
+            return _apply(project, store, plan, now)
+    finally:
+        results.close()
+
+
+def _apply(project: Project, store: Store, plan: ActPlan, now: datetime) -> ActReport:
+    rulebook = project.rulebook
+    act_id = ledger.begin_act(store, plan.as_of, plan.run_id, now, plan.playbooks,
+                              rulebook.content_hash)
+    counts: Counter[str] = Counter()
+    try:
+        written = ledger.insert(store, plan.to_record(), act_id, plan.as_of, now,
+                                rulebook.content_hash)
+        pending = ledger.pending(store, rulebook.config.act.max_attempts, plan.playbooks)
+        fresh = {i.key for i in plan.firing()}
+        people = read_people(rulebook) if any(e.contact_id for e in pending) else {}
+        report = dispatch(rulebook, store, pending, act_id, utc_now(),
+                          {k: p.jurisdiction for k, p in people.items()},
+                          {k: p.email for k, p in people.items()})
+        for item in plan.to_record():
+            counts[{"fire": "planned"}.get(item.outcome, item.outcome)] += 1
+        for (_, status), count in report.counts.items():
+            counts["failed" if status == "rejected" else status] += count
+        counts["deferred"] = sum(1 for i in plan.items if i.outcome in ("cooldown", "capped"))
+        status = "succeeded" if report.ok else "failed"
+        ledger.finish_act(store, act_id, status, counts, utc_now(),
+                          "; ".join(report.failures)[:2000] or None)
+    except BaseException as exc:
+        ledger.finish_act(store, act_id, "failed", counts, utc_now(), str(exc)[:2000]
+                          or type(exc).__name__)
+        raise
+    retried = sum(1 for e in pending if e.action_key not in fresh)
+    return ActReport(plan, False, act_id, written, report, retried)
+
+
+def _preview(project: Project, plan: ActPlan, now: datetime) -> dict[str, str]:
+    """What the consent gate would say now about each firing item that reaches a person."""
+    from retainer.consent.gate import ConsentGate
+    reaching = [i for i in plan.items if i.outcome == FIRE and i.contact_id is not None]
+    if not reaching:
+        return {}
+    people = read_people(project.rulebook)
+    gate = ConsentGate.read(project.rulebook, now, {i.contact_id or "" for i in reaching},
+                            {k: p.jurisdiction for k, p in people.items()})
+    preview = {}
+    for item in reaching:
+        decision = gate.decide(item.contact_id or "", item.purpose, item.channel)
+        preview[item.key] = ("allowed: " if decision.allowed else "suppressed: ") + \
+            decision.reason
+    return preview

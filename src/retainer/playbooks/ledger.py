@@ -1,0 +1,192 @@
+"""Reading and writing the action ledger and the acts table of the state store.
+
+Rows are inserted only when their key is new (the key is the primary key, and the insert
+skips keys already there), so writing a plan twice writes it once. Statuses change in
+one statement per dispatch batch, inside a transaction with the decisions behind them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from retainer.playbooks.plan import Item
+from retainer.state import Store
+
+PENDING = ("planned", "failed")   # dispatched (again) by every act
+STATUS_OF = {"fire": "planned", "held_out": "held_out", "stopped": "stopped"}
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("action_key", "string"), ("act_id", "int64"), ("playbook", "string"),
+    ("level", "string"), ("entity_id", "string"), ("account_id", "string"),
+    ("contact_id", "string"), ("trigger_kind", "string"), ("segment", "string"),
+    ("occurrence", "timestamp"), ("action_index", "int32"), ("action_kind", "string"),
+    ("destination", "string"), ("stream", "string"), ("purpose", "string"),
+    ("channel", "string"), ("status", "string"), ("holdout", "bool"), ("reason", "string"),
+    ("payload", "string"), ("as_of", "timestamp"), ("planned_at", "timestamp"),
+    ("due_at", "timestamp"), ("sent_at", "timestamp"), ("attempts", "int32"),
+    ("error", "string"), ("rulebook_hash", "string"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A ledger row, as dispatch and queries read it."""
+
+    action_key: str
+    act_id: int
+    playbook: str
+    entity_id: str
+    account_id: str | None
+    contact_id: str | None
+    trigger_kind: str
+    occurrence: datetime
+    action_kind: str
+    destination: str | None
+    stream: str | None
+    purpose: str
+    channel: str | None
+    status: str
+    reason: str | None
+    payload: dict[str, Any]
+    as_of: datetime
+    planned_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    error: str | None
+
+
+ENTRY_COLUMNS = ("action_key", "act_id", "playbook", "entity_id", "account_id", "contact_id",
+                 "trigger_kind", "occurrence", "action_kind", "destination", "stream",
+                 "purpose", "channel", "status", "reason", "payload", "as_of", "planned_at",
+                 "sent_at", "attempts", "error")
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    values = dict(zip(ENTRY_COLUMNS, row, strict=True))
+    values["payload"] = json.loads(values["payload"]) if values["payload"] else {}
+    values["attempts"] = int(values["attempts"] or 0)
+    return Entry(**values)
+
+
+def done_occurrences(store: Store, playbooks: Sequence[str]
+                     ) -> set[tuple[str, str, str, datetime]]:
+    """(playbook, entity, trigger kind, occurrence) of everything already in the ledger."""
+    if not playbooks:
+        return set()
+    marks = ", ".join("?" for _ in playbooks)
+    rows = store.backend.fetch(
+        "SELECT DISTINCT playbook, entity_id, trigger_kind, occurrence FROM ledger "
+        f"WHERE playbook IN ({marks})", list(playbooks))
+    return {(str(a), str(b), str(c), d) for a, b, c, d in rows}
+
+
+def begin_act(store: Store, as_of: datetime, run_id: int | None, started_at: datetime,
+              playbooks: Sequence[str], rulebook_hash: str) -> int:
+    with store.backend.transaction():
+        act_id = int(store.backend.fetch("SELECT coalesce(max(act_id), 0) + 1 FROM acts")
+                     [0][0])
+        store.backend.execute(
+            "INSERT INTO acts (act_id, as_of, run_id, started_at, status, playbooks, "
+            "rulebook_hash) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+            [act_id, as_of, run_id, started_at, ",".join(playbooks), rulebook_hash])
+    return act_id
+
+
+def finish_act(store: Store, act_id: int, status: str, counts: dict[str, int],
+               finished_at: datetime, error: str | None = None) -> None:
+    names = ("planned", "sent", "recorded", "suppressed", "failed", "held_out", "stopped",
+             "deferred")
+    store.backend.execute(
+        "UPDATE acts SET status = ?, finished_at = ?, error = ?, " +
+        ", ".join(f"{n} = ?" for n in names) + " WHERE act_id = ?",
+        [status, finished_at, error, *(counts.get(n, 0) for n in names), act_id])
+
+
+def insert(store: Store, items: Sequence[Item], act_id: int, as_of: datetime,
+           planned_at: datetime, rulebook_hash: str) -> int:
+    """Write the items as ledger rows; keys already present are left alone. Returns how
+    many rows were new."""
+    if not items:
+        return 0
+    import pyarrow as pa
+
+    rows = [{
+        "action_key": i.key, "act_id": act_id, "playbook": i.playbook, "level": i.level,
+        "entity_id": i.entity_id, "account_id": i.account_id, "contact_id": i.contact_id,
+        "trigger_kind": i.trigger_kind, "segment": i.segment, "occurrence": i.occurrence,
+        "action_index": i.action_index, "action_kind": i.action_kind,
+        "destination": i.destination, "stream": i.stream, "purpose": i.purpose,
+        "channel": i.channel, "status": STATUS_OF[i.outcome], "holdout": i.holdout,
+        "reason": i.why if i.why_not is None else f"{i.why_not} ({i.why})",
+        "payload": json.dumps(i.payload, sort_keys=True, default=str), "as_of": as_of,
+        "planned_at": planned_at, "due_at": i.due_at, "sent_at": None, "attempts": 0,
+        "error": None, "rulebook_hash": rulebook_hash} for i in items]
+    schema = pa.schema([(name, _arrow_type(kind)) for name, kind in COLUMNS])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    names = ", ".join(name for name, _ in COLUMNS)
+    before = _count(store)
+    store.backend.load("incoming_ledger", table)
+    store.backend.execute(
+        f"INSERT INTO ledger ({names}) SELECT {', '.join('i.' + n for n, _ in COLUMNS)} "
+        "FROM incoming_ledger i WHERE NOT EXISTS "
+        "(SELECT 1 FROM ledger l WHERE l.action_key = i.action_key)")
+    store.backend.execute("DROP TABLE IF EXISTS incoming_ledger")
+    return _count(store) - before
+
+
+def _count(store: Store) -> int:
+    return int(store.backend.fetch("SELECT count(*) FROM ledger")[0][0])
+
+
+def _arrow_type(kind: str) -> Any:
+    import pyarrow as pa
+    return {"string": pa.string(), "int64": pa.int64(), "int32": pa.int32(),
+            "bool": pa.bool_(), "timestamp": pa.timestamp("us")}[kind]
+
+
+def pending(store: Store, max_attempts: int, playbooks: Sequence[str] | None = None
+            ) -> list[Entry]:
+    """Rows waiting for dispatch: planned, or failed fewer than `max_attempts` times."""
+    query = (f"SELECT {', '.join(ENTRY_COLUMNS)} FROM ledger WHERE (status = 'planned' OR "
+             "(status = 'failed' AND attempts < ?))")
+    parameters: list[Any] = [max_attempts]
+    if playbooks is not None:
+        if not playbooks:
+            return []
+        query += f" AND playbook IN ({', '.join('?' for _ in playbooks)})"
+        parameters += list(playbooks)
+    rows = store.backend.fetch(query + " ORDER BY planned_at, action_key", parameters)
+    return [_entry(r) for r in rows]
+
+
+def entries(store: Store, where: str = "", parameters: Sequence[Any] = (),
+            limit: int | None = None) -> list[Entry]:
+    query = f"SELECT {', '.join(ENTRY_COLUMNS)} FROM ledger"
+    if where:
+        query += f" WHERE {where}"
+    query += " ORDER BY planned_at DESC, playbook, entity_id, action_key"
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
+    return [_entry(r) for r in store.backend.fetch(query, list(parameters))]
+
+
+def set_status(store: Store, updates: Sequence[tuple[str, str, datetime | None, int,
+                                                     str | None]]) -> None:
+    """(action_key, status, sent_at, attempts, error) for each row dispatched."""
+    if not updates:
+        return
+    import pyarrow as pa
+    table = pa.table({
+        "action_key": pa.array([u[0] for u in updates], pa.string()),
+        "status": pa.array([u[1] for u in updates], pa.string()),
+        "sent_at": pa.array([u[2] for u in updates], pa.timestamp("us")),
+        "attempts": pa.array([u[3] for u in updates], pa.int32()),
+        "error": pa.array([u[4] for u in updates], pa.string())})
+    store.backend.load("ledger_updates", table)
+    store.backend.execute(
+        "UPDATE ledger SET status = u.status, sent_at = u.sent_at, attempts = u.attempts, "
+        "error = u.error FROM ledger_updates u WHERE ledger.action_key = u.action_key")
+    store.backend.execute("DROP TABLE IF EXISTS ledger_updates")
