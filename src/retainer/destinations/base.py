@@ -30,9 +30,11 @@ class DeliveryError(RetainerError):
     """A destination refused or could not take records. `retryable` failures (down,
     timeout, 5xx) are retried; the others (4xx, bad configuration) are not."""
 
-    def __init__(self, message: str, *, retryable: bool, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool, hint: str | None = None,
+                 attempts: int = 1) -> None:
         super().__init__(message, hint=hint)
         self.retryable = retryable
+        self.attempts = attempts  # how many times the destination was tried before giving up
 
 
 class Destination(ABC):

@@ -14,10 +14,7 @@ import hashlib
 import hmac
 import json
 import os
-import random
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 import httpx
 
 from retainer.destinations.base import DeliveryError, Destination, Record
+from retainer.destinations.retry import RetryPolicy
 from retainer.errors import Location, RetainerError
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.models import WebhookDestination as WebhookSettings
@@ -34,21 +32,6 @@ TIMESTAMP_HEADER = "X-Retainer-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_AFTER_LIMIT = 300.0       # seconds: a server asking for longer is treated as down
 RETRYABLE_STATUS = frozenset({408, 425, 429})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    retries: int = 4                 # attempts after the first
-    backoff: float = 1.0             # seconds before the first retry, doubling each time
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry `attempt` (1-based): exponential with up to 25%
-        jitter, so many clients do not come back at the same instant; a server's
-        Retry-After wins when it asks for longer."""
-        base = self.backoff * 2.0 ** (attempt - 1)
-        wait = base + random.uniform(0, base / 4)
-        return max(wait, retry_after) if retry_after is not None else wait
 
 
 class WebhookDestination(Destination):
@@ -95,9 +78,10 @@ class WebhookDestination(Destination):
 
     def _post(self, stream: str, records: Sequence[Record]) -> None:
         key = idempotency_key(stream, records)
-        attempts = self.policy.retries + 1
-        last = ""
+        attempts = self.policy.attempts
+        last, tried = "", 0
         for attempt in range(1, attempts + 1):
+            tried = attempt
             body, headers = self.request(stream, records, key)
             retry_after: float | None = None
             try:
@@ -118,16 +102,18 @@ class WebhookDestination(Destination):
                         f"destination '{self.name}' refused the request: {last}",
                         retryable=False,
                         hint="the receiver rejects these records; fix the receiver or the "
-                             "sync's columns — they stay queued until then")
+                             "sync's columns — they stay queued until then",
+                        attempts=attempt)
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > RETRY_AFTER_LIMIT:
+                    last += f" (asks to wait {retry_after:.0f}s)"
                     break
             if attempt < attempts:
-                self.policy.sleep(self.policy.delay(attempt, retry_after))
-        raise DeliveryError(f"destination '{self.name}' failed after {attempts} attempt(s): "
+                self.policy.wait(attempt, retry_after)
+        raise DeliveryError(f"destination '{self.name}' failed after {tried} attempt(s): "
                             f"{last}", retryable=True,
                             hint="the receiver is down or overloaded; nothing is lost — the "
-                                 "next sync sends these records again")
+                                 "next sync sends these records again", attempts=tried)
 
     def request(self, stream: str, records: Sequence[Record], key: str
                 ) -> tuple[bytes, dict[str, str]]:

@@ -639,8 +639,11 @@ class ConsentSettings(Model):
 
 class PostgresDestination(Model):
     type: Literal["postgres"]
-    url: str
-    schema_: str = Field(default="public", alias="schema")
+    url: str                                     # postgresql://user@host:5432/db
+    schema_: str = Field(default="public", alias="schema")  # for tables named without one
+    timeout: float = Field(default=30, gt=0)     # seconds to connect, wait for a lock, write
+    retries: int = Field(default=3, ge=0)        # per batch, reconnecting each time
+    backoff: float = Field(default=1, ge=0)      # seconds before the first retry, doubling
 
 
 class WebhookDestination(Model):
@@ -663,7 +666,10 @@ class FilesDestination(Model):
 class RabbitMQDestination(Model):
     type: Literal["rabbitmq"]
     url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    exchange: str = "retainer"
+    exchange: str = "retainer"                   # a durable topic exchange, declared if missing
+    timeout: float = Field(default=10, gt=0)     # seconds to connect and for each confirm
+    retries: int = Field(default=3, ge=0)        # per batch, reconnecting each time
+    backoff: float = Field(default=1, ge=0)      # seconds before the first retry, doubling
 
 
 Destination = Annotated[PostgresDestination | WebhookDestination | FilesDestination

@@ -1,0 +1,127 @@
+"""RabbitMQ destination: one persistent JSON message per record on a durable topic exchange.
+
+The routing key is the stream; `message_id` is the record's key, so a consumer drops a
+message it has seen (delivery is at least once: a crash after the broker confirmed a
+message but before Retainer recorded it sends that message again). Publisher confirms make
+"delivered" mean "the broker has it": a message the broker refuses (nack), cannot route to
+any queue, or a connection lost before the confirm is a retryable failure, and only the
+messages not yet confirmed are published again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from retainer.destinations.base import DeliveryError, Destination, Record
+from retainer.destinations.retry import RetryPolicy
+from retainer.errors import Location, RetainerError, first_line
+from retainer.rulebook.loader import Rulebook
+from retainer.rulebook.models import RabbitMQDestination as RabbitMQSettings
+
+
+class RabbitMQDestination(Destination):
+    kind = "rabbitmq"
+
+    def __init__(self, name: str, url: str, *, exchange: str = "retainer",
+                 timeout: float = 10, policy: RetryPolicy | None = None) -> None:
+        super().__init__(name)
+        self.url = url
+        self.exchange = exchange
+        self.timeout = timeout
+        self.policy = policy or RetryPolicy(retries=3)
+        self.connection: Any = None
+        self.channel: Any = None
+
+    @classmethod
+    def open(cls, name: str, settings: Any, rulebook: Rulebook,
+             location: Location | None = None) -> RabbitMQDestination:
+        assert isinstance(settings, RabbitMQSettings)
+        try:
+            import pika  # noqa: F401
+        except ImportError:
+            raise RetainerError(f"destination '{name}' needs pika", location=location,
+                                hint="pip install 'retainer[rabbitmq]'") from None
+        return cls(name, settings.url, exchange=settings.exchange, timeout=settings.timeout,
+                   policy=RetryPolicy(settings.retries, settings.backoff))
+
+    def deliver(self, stream: str, records: Sequence[Record]) -> None:
+        import pika.exceptions as errors
+
+        pending = list(records)
+        last = ""
+        for attempt in range(1, self.policy.attempts + 1):
+            try:
+                channel = self._channel()
+                while pending:
+                    channel.basic_publish(self.exchange, stream, _body(stream, pending[0]),
+                                          _properties(pending[0]), mandatory=True)
+                    pending.pop(0)  # confirmed: never published again by this call
+                return
+            except errors.UnroutableError:
+                last = (f"no queue is bound to exchange '{self.exchange}' for routing key "
+                        f"'{stream}', so the broker would drop the messages")
+            except errors.NackError:
+                last = "the broker refused the messages (nack)"
+            except (errors.AMQPError, OSError) as exc:
+                self._reset()
+                last = f"cannot reach {_safe(self.url)}: {first_line(exc) or type(exc).__name__}"
+            if attempt < self.policy.attempts:
+                self.policy.wait(attempt)
+        raise DeliveryError(
+            f"destination '{self.name}' failed after {self.policy.attempts} attempt(s): "
+            f"{last}", retryable=True, attempts=self.policy.attempts,
+            hint="bind a queue to the exchange with a matching routing key, or check that "
+                 "the broker is up; nothing is lost — the next sync sends the messages again")
+
+    def close(self) -> None:
+        self._reset()
+
+    def _channel(self) -> Any:
+        import pika
+
+        if self.connection is None or self.connection.is_closed or self.channel is None \
+                or self.channel.is_closed:
+            self._reset()
+            parameters = pika.URLParameters(self.url)
+            parameters.socket_timeout = self.timeout
+            parameters.stack_timeout = self.timeout
+            parameters.blocked_connection_timeout = self.timeout
+            parameters.connection_attempts = 1
+            self.connection = pika.BlockingConnection(parameters)
+            self.channel = self.connection.channel()
+            self.channel.confirm_delivery()
+            self.channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+        return self.channel
+
+    def _reset(self) -> None:
+        connection, self.connection, self.channel = self.connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+def _body(stream: str, record: Record) -> bytes:
+    return json.dumps({"stream": stream, "key": record.key, "entity_id": record.entity_id,
+                       "op": record.op, "payload": record.payload},
+                      sort_keys=True, default=str).encode()
+
+
+def _properties(record: Record) -> Any:
+    import pika
+
+    return pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                message_id=record.key, type=record.op,
+                                timestamp=int(time.time()))
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
