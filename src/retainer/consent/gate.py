@@ -48,8 +48,12 @@ class ConsentGate:
         self.settings = settings
         self.jurisdictions = dict(jurisdictions or {})
         self._records: dict[tuple[str, str], list[ConsentRecord]] = {}
+        self._located: dict[str, ConsentRecord] = {}  # latest record with a jurisdiction
         for record in records:
             self._records.setdefault((record.contact_id, record.purpose), []).append(record)
+            held = self._located.get(record.contact_id)
+            if record.jurisdiction and (held is None or record.rank() > held.rank()):
+                self._located[record.contact_id] = record
 
     @classmethod
     def read(cls, rulebook: Rulebook, now: datetime, contacts: Collection[str] | None = None,
@@ -64,10 +68,17 @@ class ConsentGate:
                  if channel is None or (r.channel or "") == channel.lower()]
         return max(found, key=ConsentRecord.rank) if found else None
 
+    def jurisdiction(self, contact_id: str, record: ConsentRecord | None) -> str | None:
+        """The record's jurisdiction, else the latest the contact's records state, else the
+        contacts column (`consent.jurisdiction`)."""
+        if record is not None and record.jurisdiction:
+            return record.jurisdiction
+        located = self._located.get(contact_id)
+        return located.jurisdiction if located else self.jurisdictions.get(contact_id)
+
     def decide(self, contact_id: str, purpose: str, channel: str | None) -> Decision:
         record = self.latest(contact_id, purpose, channel)
-        jurisdiction = (record.jurisdiction if record and record.jurisdiction
-                        else self.jurisdictions.get(contact_id))
+        jurisdiction = self.jurisdiction(contact_id, record)
         resolved = resolve(self.settings, jurisdiction, purpose)
         label = resolved.label(purpose)
 

@@ -22,11 +22,14 @@ class Resolved:
     rule: ConsentRule            # opt_in, opt_out or none for the purpose
 
     def label(self, purpose: str) -> str:
-        """How a reason names the situation: `EU marketing is opt-in`."""
-        where = self.jurisdiction or "unknown jurisdiction"
+        """How a reason names the situation, before "is opt-in …": `EU marketing`, or
+        `BR matches no policy; otherwise marketing`."""
         if self.policy != OTHERWISE:
-            where = self.policy.upper() if len(self.policy) <= 3 else self.policy
-        return f"{where} {purpose}"
+            name = self.policy.upper() if len(self.policy) <= 3 else self.policy
+            return f"{name} {purpose}"
+        where = f"{self.jurisdiction} matches no policy" if self.jurisdiction \
+            else "jurisdiction unknown"
+        return f"{where}; otherwise {purpose}"
 
 
 def normalise(code: str | None) -> str | None:

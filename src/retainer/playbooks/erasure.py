@@ -14,6 +14,7 @@ decision, which must outlive the data it was about.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from retainer.state import Store
@@ -73,5 +74,11 @@ def _scrub(value: Any, secrets: list[str], tombstone: str) -> Any:
         return [_scrub(v, secrets, tombstone) for v in value]
     if isinstance(value, str):
         for secret in secrets:
-            value = value.replace(secret, ERASED)
+            value = _token(secret).sub(ERASED, value)
     return value
+
+
+def _token(secret: str) -> re.Pattern[str]:
+    """`secret` as a whole token: a contact id `c1` inside `c12`, `c1@x.org` or a
+    timestamp is left alone (the address itself is replaced first: longest first)."""
+    return re.compile(rf"(?<![\w@.-]){re.escape(secret)}(?![\w@.-])")

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 
 from retainer.playbooks.plan import Item
 from retainer.rulebook.models import Cap, Caps, Playbook
-from retainer.rulebook.windows import format_duration
 from retainer.state import Store
 
 FIRED = ("planned", "sent", "recorded", "suppressed", "failed", "rejected", "held_out")
@@ -31,6 +30,13 @@ def effective_caps(playbook: Playbook, project: Caps | None) -> Caps:
     own = playbook.caps or Caps()
     base = project or Caps()
     return Caps(account=own.account or base.account, contact=own.contact or base.contact)
+
+
+def span(value: timedelta) -> str:
+    """A period as reasons print it: whole days in days (`7d`, `30d`), else hours."""
+    if value % timedelta(days=1) == timedelta(0):
+        return f"{value.days}d"
+    return f"{int(value.total_seconds() // 3600)}h"
 
 
 def horizon(durations: Iterable[timedelta | None]) -> timedelta:
@@ -84,7 +90,7 @@ class Limits:
         last = self.last_fired.get((playbook, entity))
         if cooldown is None or last is None or last <= as_of - cooldown:
             return None
-        return f"acted on {last:%Y-%m-%d}; cooldown {format_duration(cooldown)}"
+        return f"acted on {last:%Y-%m-%d}; cooldown {span(cooldown)}"
 
     def account_cap(self, cap: Cap | None, account: str | None, action: tuple[
             str, str, datetime, int], as_of: datetime) -> str | None:
@@ -97,7 +103,7 @@ class Limits:
         if recent < cap.max:
             return None
         return (f"account {account} had {recent} action(s) in the last "
-                f"{format_duration(cap.per)} (cap {cap.max})")
+                f"{span(cap.per)} (cap {cap.max})")
 
     def contact_cap(self, cap: Cap | None, contact: str | None, as_of: datetime
                     ) -> str | None:
@@ -107,4 +113,4 @@ class Limits:
         if recent < cap.max:
             return None
         return (f"contact {contact} had {recent} message(s) in the last "
-                f"{format_duration(cap.per)} (cap {cap.max})")
+                f"{span(cap.per)} (cap {cap.max})")

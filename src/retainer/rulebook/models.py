@@ -626,13 +626,27 @@ def _default_jurisdictions() -> dict[str, JurisdictionPolicy]:
 
 class ConsentSettings(Model):
     """The consent gate: where consents are, how to find a contact's jurisdiction, and the
-    policy per jurisdiction. Contacts matching no policy get `otherwise` (opt-in: safe)."""
+    policy per jurisdiction. Contacts matching no policy get `otherwise` (opt-in: safe).
+    Policies given under `jurisdictions` come before the built-in `eu` and `us` (so a
+    code both name is the user's) and replace one of the same name; `builtin_policies:
+    false` starts from none."""
 
     source: Name | None = None                   # default: the source of kind consents
     jurisdiction: str | None = None              # a contacts column, e.g. country
     jurisdictions: dict[Name, JurisdictionPolicy] = Field(
         default_factory=_default_jurisdictions)
+    builtin_policies: bool = True
     otherwise: ConsentRule = "opt_in"
+
+    @model_validator(mode="after")
+    def _with_builtins(self) -> ConsentSettings:
+        if self.builtin_policies and "jurisdictions" in self.model_fields_set:
+            merged = {**self.jurisdictions, **{k: v for k, v in _default_jurisdictions().items()
+                                               if k not in self.jurisdictions}}
+            object.__setattr__(self, "jurisdictions", merged)
+        elif not self.builtin_policies and "jurisdictions" not in self.model_fields_set:
+            object.__setattr__(self, "jurisdictions", {})
+        return self
 
 
 # --- destinations and syncs ------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""`retainer act`, `actions` and `decisions` as a user runs them: real processes, exit
+codes, readable output and no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.playbooks.conftest import Receiver, Writer, ledger_rows
+
+RETAINER = str(Path(sys.executable).parent / "retainer")
+PLAYBOOKS = """
+destinations:
+  outbox: {{type: files, dir: outbox, format: csv}}
+  hook: {{type: webhook, url: "{url}", retries: 0, backoff: 0}}
+consent: {{jurisdiction: country}}
+playbooks:
+  welcome:
+    purpose: marketing
+    on: {{enter: stage.fresh}}
+    actions:
+      - task: {{owner: owner, title: "Welcome {{name}}", due: 2d}}
+      - message: {{to: outbox, template: welcome}}
+  quiet_ping:
+    purpose: operations
+    on: {{enter: stage.quiet}}
+    actions: [{{webhook: {{to: hook}}}}]
+"""
+
+
+def retainer(*args: str | Path, code: int = 0) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([RETAINER, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.returncode == code, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_dry_run_act_actions_and_decisions(make_project: Writer, receiver: Receiver) -> None:
+    root = make_project(PLAYBOOKS.format(url=receiver.url))
+    dry = retainer("act", "--dry-run", "-p", root).stdout
+    assert "Dry run as of 2026-01-16 00:00 UTC (run 2) — nothing is written or sent" in dry
+    assert "welcome" in dry and "quiet_ping" in dry
+    assert "would fire" in dry and "task for ana@us.example: Welcome Initech" in dry
+    assert "why: entered stage.fresh 2026-01-16" in dry
+    # c4 is in FR: EU marketing needs a consent, and there is none.
+    assert "would be suppressed" in dry
+    assert "consent suppressed: EU marketing is opt-in and no consent is recorded" in dry
+    assert ledger_rows(root) == []
+
+    done = retainer("act", "-p", root).stdout
+    assert "Act 1 as of 2026-01-16 00:00 UTC (run 2) — 3 new ledger row(s)" in done
+    assert "✓ everything planned was delivered, recorded or suppressed" in done
+    assert len(receiver.records()) == 1
+
+    listed = retainer("actions", "-p", root, "--playbook", "welcome").stdout
+    assert "welcome  a3  recorded  task: Welcome Initech (owner ana@us.example, due " \
+           "2026-01-18) → ledger" in listed
+    assert "welcome  a3  suppressed  message: 'welcome' to c4 → outbox/messages" in listed
+    as_json = json.loads(retainer("actions", "-p", root, "--format", "json").stdout)
+    assert {r["status"] for r in as_json} == {"recorded", "suppressed", "sent"}
+
+    decisions = retainer("decisions", "-p", root, "--contact", "c4").stdout
+    assert "contact c4  suppressed  welcome · marketing/email · FR (policy eu, opt_in)" in \
+        decisions
+    assert "EU marketing is opt-in and no consent is recorded" in decisions
+    rows = json.loads(retainer("decisions", "-p", root, "--format", "json",
+                               "--outcome", "suppressed").stdout)
+    assert [r["contact_id"] for r in rows] == ["c4"]
+    csv_text = retainer("decisions", "-p", root, "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("decision_id,decided_at,action_key,playbook")
+    assert "no decisions recorded" in retainer("decisions", "-p", root, "--playbook",
+                                               "quiet_ping").stdout
+
+
+def test_failures_are_loud_and_errors_readable(make_project: Writer,
+                                               receiver: Receiver) -> None:
+    root = make_project(PLAYBOOKS.format(url=receiver.url))
+    receiver.script = [503]
+    failed = retainer("act", "-p", root, code=1)
+    assert "failed: hook/actions: 1 action(s) failed" in failed.stderr
+    assert "answered 503" in failed.stderr and "will retry at the next act" in failed.stderr
+    assert "Act 2" in retainer("act", "-p", root).stdout   # retried, now delivered
+    assert len(receiver.records()) == 1
+    wrong = retainer("act", "-p", root, "--playbook", "welcom", code=1)
+    assert "no playbook named 'welcom'" in wrong.stderr and "did you mean 'welcome'" in \
+        wrong.stderr
+    bad = retainer("decisions", "-p", root, "--outcome", "sendt", code=1)
+    assert "unknown outcome 'sendt'" in bad.stderr
+    (root / "rulebook" / "playbooks.yml").write_text(
+        PLAYBOOKS.format(url=receiver.url).replace("stage.fresh", "stage.frsh"))
+    invalid = retainer("act", "-p", root, code=2)
+    assert "playbooks.yml:9" in invalid.stderr and "'frsh' is not a segment of stage" in \
+        invalid.stderr

@@ -1,0 +1,112 @@
+"""Actions delivered to a real webhook receiver on loopback: payloads, failures that are
+retried by the next act without duplicating anything, refusals, and giving up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.playbooks.conftest import Receiver, Writer, act_on, decision_rows, ledger_rows
+
+
+def hooks(receiver: Receiver, max_attempts: int = 5) -> tuple[str, str]:
+    project = f"""
+name: acts
+output: {{include: [name, owner]}}
+act: {{max_attempts: {max_attempts}}}
+sources:
+  accounts: {{kind: accounts, from: data/accounts.csv, key: account_id, time: created_at}}
+  contacts: {{kind: contacts, from: data/contacts.csv, key: contact_id, account: account_id, role: role, email: email}}
+  events: {{from: data/events.csv, account: account_id, time: ts}}
+  consents: {{kind: consents, from: data/consents.csv, contact: contact_id, time: recorded_at}}
+"""
+    playbooks = f"""
+destinations:
+  crm: {{type: webhook, url: "{receiver.url}", retries: 0, backoff: 0, timeout: 5}}
+consent: {{jurisdiction: country}}
+playbooks:
+  welcome:
+    purpose: operations
+    when: "tenure_days >= 0"
+    actions:
+      - webhook: {{to: crm, event: account_welcome, fields: [name, stage, tenure_days]}}
+      - message: {{to: crm, template: welcome, roles: [executive], stream: emails}}
+"""
+    return project, playbooks
+
+
+def test_webhook_and_message_payloads(make_project: Writer, receiver: Receiver) -> None:
+    project, playbooks = hooks(receiver)
+    root = make_project(playbooks, project=project)
+    report = act_on(root)
+    assert report.ok
+    by_stream: dict[str, list[dict[str, object]]] = {}
+    for body in receiver.accepted:
+        by_stream.setdefault(str(body["stream"]), []).extend(body["records"])
+    events = {r["entity_id"]: r["payload"] for r in by_stream["actions"]}
+    assert sorted(events) == ["a1", "a2", "a3"]
+    assert events["a3"]["event"] == "account_welcome"
+    assert events["a3"]["fields"] == {"name": "Initech", "stage": "fresh", "tenure_days": 4}
+    assert events["a3"]["trigger"] == "when" and events["a3"]["playbook"] == "welcome"
+    # Only a1 has an executive (c2, in the US: opt-out, no objection).
+    [email] = by_stream["emails"]
+    assert email["entity_id"] == "a1"
+    assert email["payload"]["contact"] == {"id": "c2", "role": "executive",
+                                           "email": "c2@acme.example"}
+    assert {r["status"] for r in ledger_rows(root)} == {"sent"}
+    keys = {r["action_key"] for r in ledger_rows(root)}
+    assert {r["key"] for body in receiver.accepted for r in body["records"]} == keys
+
+
+def test_a_failed_delivery_is_retried_by_the_next_act_exactly_once(
+        make_project: Writer, receiver: Receiver) -> None:
+    project, playbooks = hooks(receiver)
+    root = make_project(playbooks, project=project)
+    receiver.script = [500, 500]            # both streams fail at the first act
+    first = act_on(root)
+    assert not first.ok
+    assert first.dispatched.total("failed") == 4
+    assert any("answered 500" in f and "will retry" in f for f in first.dispatched.failures)
+    rows = ledger_rows(root)
+    assert {(r["status"], r["attempts"]) for r in rows} == {("failed", 1)}
+    assert receiver.accepted == []
+    failed = [d for d in decision_rows(root) if d["outcome"] == "failed"]
+    assert [d["contact_id"] for d in failed] == ["c2"]
+    assert "delivery failed" in failed[0]["reason"]
+
+    second = act_on(root)                   # nothing new to plan; the four are retried
+    assert second.ok and second.written == 0 and second.retried == 4
+    assert {(r["status"], r["attempts"]) for r in ledger_rows(root)} == {("sent", 2)}
+    delivered = receiver.records()
+    assert len(delivered) == 4 and len({r["key"] for r in delivered}) == 4
+    third = act_on(root)
+    assert third.retried == 0 and len(receiver.records()) == 4
+
+
+def test_a_receiver_that_is_down_then_up(make_project: Writer, tmp_path: Path) -> None:
+    down = Receiver()
+    url = down.url
+    down.close()                            # nothing listens on that port now
+    project, playbooks = hooks(down)
+    root = make_project(playbooks.replace(down.url, url), project=project)
+    report = act_on(root)
+    assert not report.ok and "cannot reach" in report.dispatched.failures[0]
+    assert {r["status"] for r in ledger_rows(root)} == {"failed"}
+
+
+def test_a_refusal_is_not_retried_and_attempts_run_out(make_project: Writer,
+                                                       receiver: Receiver) -> None:
+    project, playbooks = hooks(receiver, max_attempts=2)
+    root = make_project(playbooks, project=project)
+    receiver.script = [422, 503]            # events refused; the email fails
+    report = act_on(root)
+    rows = {r["action_kind"]: r for r in ledger_rows(root)}
+    assert rows["webhook"]["status"] == "rejected"
+    assert "refused the request" in rows["webhook"]["error"]
+    assert rows["message"]["status"] == "failed"
+    assert any("not retried" in f for f in report.dispatched.failures)
+    receiver.script = [503]
+    act_on(root)                            # the second and last attempt for the email
+    rows = {r["action_kind"]: r for r in ledger_rows(root)}
+    assert rows["message"]["status"] == "rejected"
+    assert rows["message"]["error"].startswith("gave up after 2 attempts")
+    assert act_on(root).retried == 0
