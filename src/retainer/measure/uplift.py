@@ -1,19 +1,34 @@
-"""Playbook uplift: the outcome rate of treated accounts against their holdout group.
+"""Playbook uplift: the outcome rate of treated entities against their holdout group.
 
-A playbook with a holdout leaves a random share of its eligible accounts untreated; the uplift
-is the treated outcome rate (retention, activation, …) minus the holdout's, with Newcombe's
-interval for a difference of two proportions. Playbooks and their ledger are not part of
-Retainer yet, so `uplifts` finds none; the statistics are ready for them.
+A playbook with a `holdout` leaves a stable random share of the entities it fires for
+untreated, and records them in the ledger as `held_out`; with an `outcome` it says what
+success is — being in some segments (or tags) and in none of others, `after` a time since
+the occurrence. Per playbook, each entity counts once, at its first occurrence in the
+ledger, in the arm it was assigned to (intention to treat: a treated message the consent
+gate suppressed still counts as treated). Its outcome is read from membership history at
+occurrence + after, so only occurrences that long before the latest run count.
+
+The uplift is the treated rate minus the holdout's, with Newcombe's interval for a
+difference of two proportions. Entities capped or in cooldown get no ledger row, so heavy
+caps make the treated arm a little more selective than the holdout (docs/playbooks.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from retainer.measure import stats
+from retainer.playbooks.occurrences import membership
 from retainer.rulebook.loader import Rulebook
+from retainer.rulebook.models import Outcome, Playbook
+from retainer.state import Store, open_store
 
-NO_PLAYBOOKS = "No playbooks with holdouts yet."
+NO_PLAYBOOKS = ("No playbook with a holdout and an outcome has acted long enough ago to "
+                "measure yet.")
+TREATED = ("planned", "sent", "recorded", "suppressed", "failed", "rejected")
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,89 @@ def uplift(playbook: str, outcome: str, treated: Arm, holdout: Arm,
     return Uplift(playbook, outcome, treated, holdout, difference)
 
 
+def describe(outcome: Outcome) -> str:
+    """`in lifecycle.activated or lifecycle.power_user, not in lifecycle.lapsed, after 30d`."""
+    parts = []
+    if outcome.in_:
+        parts.append("in " + " or ".join(outcome.in_))
+    if outcome.not_in:
+        parts.append("not in " + " or ".join(outcome.not_in))
+    days = outcome.after / timedelta(days=1)
+    after = f"{days:g}d" if days == int(days) else f"{outcome.after.total_seconds() / 3600:g}h"
+    return ", ".join(parts) + f", after {after}"
+
+
 def uplifts(rulebook: Rulebook) -> list[Uplift]:
-    """Every playbook's uplift against its holdout — none until playbooks exist."""
-    return []
+    """Every measurable playbook's uplift against its holdout, from the state store."""
+    measured = {n: p for n, p in rulebook.playbooks.items() if p.holdout > 0 and p.outcome}
+    if not measured or not _store_exists(rulebook):
+        return []
+    store = open_store(rulebook.config.state, rulebook.root)
+    try:
+        latest = store.latest_as_of()
+        if latest is None:
+            return []
+        found = []
+        for name, playbook in measured.items():
+            firsts = _first_occurrences(store, name)
+            result = _measure(store, name, playbook, firsts, latest)
+            if result is not None:
+                found.append(result)
+        return found
+    finally:
+        store.close()
+
+
+def _store_exists(rulebook: Rulebook) -> bool:
+    spec = rulebook.config.state
+    if spec.startswith(("postgresql://", "postgres://")):
+        return True
+    path = Path(spec).expanduser()
+    return (path if path.is_absolute() else rulebook.root / path).exists()
+
+
+def _first_occurrences(store: Store, playbook: str) -> dict[str, tuple[datetime, bool]]:
+    """Each entity's first occurrence in the ledger and whether it was held out."""
+    statuses = ", ".join(f"'{s}'" for s in (*TREATED, "held_out"))
+    rows = store.backend.fetch(
+        "SELECT entity_id, occurrence, holdout FROM ledger WHERE playbook = ? AND status IN "
+        f"({statuses}) ORDER BY entity_id, occurrence", [playbook])
+    firsts: dict[str, tuple[datetime, bool]] = {}
+    for entity, occurrence, holdout in rows:
+        firsts.setdefault(str(entity), (occurrence, bool(holdout)))
+    return firsts
+
+
+def _measure(store: Store, name: str, playbook: Playbook,
+             firsts: dict[str, tuple[datetime, bool]], latest: datetime) -> Uplift | None:
+    assert playbook.outcome is not None
+    outcome = playbook.outcome
+    due = {e: (at + outcome.after, held) for e, (at, held) in firsts.items()
+           if at + outcome.after <= latest}
+    if not due:
+        return None
+    wanted = [membership(s) for s in (*outcome.in_, *outcome.not_in)]
+    dimensions = sorted({d for d, _ in wanted})
+    marks = ", ".join("?" for _ in dimensions)
+    rows = store.backend.fetch(
+        "SELECT entity_id, dimension, segment, entered_at, exited_at FROM memberships "
+        f"WHERE level = ? AND dimension IN ({marks})", [playbook.entity, *dimensions])
+    held: dict[str, list[tuple[str, str, datetime, datetime | None]]] = {}
+    for entity, dimension, segment, entered, exited in rows:
+        if str(entity) in due:
+            held.setdefault(str(entity), []).append((str(dimension), str(segment), entered,
+                                                     exited))
+    counts = {True: [0, 0], False: [0, 0]}   # held out? → [entities, successes]
+    for entity, (moment, in_holdout) in due.items():
+        present = {(d, s) for d, s, entered, exited in held.get(entity, [])
+                   if entered <= moment and (exited is None or exited > moment)}
+        counts[in_holdout][0] += 1
+        counts[in_holdout][1] += int(_succeeded(present, outcome))
+    return uplift(name, describe(outcome), Arm(*counts[False]), Arm(*counts[True]))
+
+
+def _succeeded(present: set[tuple[str, str]], outcome: Outcome) -> bool:
+    inside: Sequence[tuple[str, str]] = [membership(s) for s in outcome.in_]
+    outside = [membership(s) for s in outcome.not_in]
+    return (not inside or any(m in present for m in inside)) and \
+        not any(m in present for m in outside)
