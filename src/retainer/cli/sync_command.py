@@ -1,1 +1,185 @@
-"""`retainer sync` (being built)."""
+"""`retainer sync [NAME]`: send what changed to the destinations; `--dry-run` shows the
+plan, `--log` the sync log and `--dead-letters` the records that could not be delivered.
+
+Exit codes: 0 every sync delivered · 1 a sync failed (its records wait in the dead-letter
+store and go out with the next sync) · 2 the rulebook is invalid (nothing is sent).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from retainer.cli.common import ProjectOption, console, errors, friendly
+from retainer.cli.main import app
+from retainer.cli.render import value
+
+_STATUS = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+
+
+@app.command()
+@friendly
+def sync(name: Annotated[list[str] | None, typer.Argument(
+             help="the syncs to run (default: all)", show_default=False)] = None,
+         project: ProjectOption = Path("."),
+         dry_run: Annotated[bool, typer.Option(
+             "--dry-run", help="show what would be sent and why; send nothing")] = False,
+         full: Annotated[bool, typer.Option(
+             "--full", help="send everything again, not only what changed")] = False,
+         log: Annotated[bool, typer.Option("--log", help="show the sync log")] = False,
+         dead_letters: Annotated[bool, typer.Option(
+             "--dead-letters", help="list records that could not be delivered")] = False,
+         limit: Annotated[int, typer.Option(help="rows listed by --log, --dry-run and "
+                                                 "--dead-letters")] = 20) -> None:
+    """Send the latest results to the destinations: only what changed since the last sync."""
+    from retainer.project import Project
+    loaded = Project(project)
+    if log or dead_letters:
+        _show_store(loaded, name, log, limit)
+        return
+    from retainer.sync.runner import run_syncs
+    outcomes = run_syncs(loaded, name, full=full, dry_run=dry_run,
+                         on_plan=(lambda plan: _print_plan(plan, limit)) if dry_run else None,
+                         on_result=_print_result)
+    if any(getattr(outcome, "status", "succeeded") != "succeeded" for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+def _print_plan(plan: Any, limit: int) -> None:
+    counts = _plan_counts(plan)
+    console.print(f"[bold]{plan.name}[/] → {plan.destination} ({plan.kind}) "
+                  f"{escape(plan.stream)}, {plan.sync.mode}: {counts}")
+    shown = list(plan.records)[:limit]
+    for record in shown:
+        if record.op == "delete":
+            console.print(f"  [red]delete[/] {escape(record.key)}", highlight=False)
+        elif plan.sync.mode == "changes":
+            payload = record.payload
+            console.print(f"  [cyan]{escape(record.entity_id)}[/] {payload['dimension']}: "
+                          f"{value(payload['from'])} → {value(payload['to'])} "
+                          f"[dim]({payload['as_of']})[/]", highlight=False)
+        else:
+            differences = [d for d in plan.differences(record) if d[2] != record.key]
+            changed = ", ".join(f"{k}: {value(a)} → {value(b)}" if a is not None else
+                                f"{k} = {value(b)}" for k, a, b in differences[:6])
+            changed += " …" if len(differences) > 6 else ""
+            verb = "update" if record.key in plan.previous else "add"
+            console.print(f"  [green]{verb}[/] {escape(record.key)} [dim]{escape(changed)}[/]",
+                          highlight=False)
+    hidden = len(plan.records) - len(shown)
+    if hidden > 0:
+        console.print(f"  [dim]… and {hidden:,} more (--limit)[/]")
+
+
+def _plan_counts(plan: Any) -> str:
+    parts = []
+    if plan.sync.mode == "changes":
+        parts.append(f"{len(plan.messages):,} change message(s) to send")
+    else:
+        parts.append(f"{len(plan.upserts):,} to upsert")
+        if plan.sync.mode == "mirror":
+            parts.append(f"{len(plan.deletes):,} to delete")
+    parts.append(f"{plan.unchanged:,} unchanged" if plan.sync.mode != "changes"
+                 else f"{plan.unchanged:,} already sent")
+    if plan.retrying:
+        parts.append(f"{plan.retrying:,} retried from the dead-letter store")
+    return ", ".join(parts)
+
+
+def _print_result(result: Any) -> None:
+    plan = result.plan
+    target = f"{plan.destination} ({plan.kind}) {escape(plan.stream)}"
+    if plan.sync.mode == "changes":
+        sent = f"{result.messages:,} message(s)"
+    else:
+        sent = f"{result.upserted:,} upserted" + (
+            f", {result.deleted:,} deleted" if plan.sync.mode == "mirror" else "")
+    unchanged = f", {plan.unchanged:,} unchanged" if plan.unchanged else ""
+    if result.status == "succeeded":
+        retried = f", {plan.retrying:,} from the dead-letter store" if plan.retrying else ""
+        console.print(f"[green]✓[/] {plan.name} → {target}: {sent}{unchanged}{retried}",
+                      highlight=False)
+        return
+    missing = result.failed + result.pending
+    errors.print(f"[bold red]✗ sync {plan.name} failed:[/] {missing:,} of "
+                 f"{len(plan.records):,} record(s) not delivered to {target}; {sent}",
+                 highlight=False)
+    if result.failed:
+        tries = f" after {result.attempts} attempt(s)" if result.attempts else ""
+        errors.print(f"    {result.failed:,} in the dead-letter store{tries}", highlight=False)
+    if result.pending:
+        errors.print(f"    {result.pending:,} not attempted (the sync stopped)",
+                     highlight=False)
+    errors.print(f"    [bold]last error:[/] {escape(result.error or 'unknown')}",
+                 highlight=False)
+    if result.hint:
+        errors.print(f"    [dim]hint:[/] {escape(result.hint)}", highlight=False)
+    errors.print(f"    the next 'retainer sync {plan.name}' sends them again; 'retainer sync "
+                 "--dead-letters' lists them, 'retainer sync --log' shows the log",
+                 highlight=False)
+
+
+def _show_store(loaded: Any, names: list[str] | None, log: bool, limit: int) -> None:
+    from retainer.sync import state
+    if names:
+        from retainer.sync.runner import selected
+        selected(loaded, names)
+    with loaded.store() as store:
+        chosen: list[str | None] = list(names) if names else [None]
+        if log:
+            entries = sorted((e for n in chosen for e in state.log(store, n, limit)),
+                             key=lambda e: -e.sync_id)[:limit]
+            _print_log(entries)
+        else:
+            letters = [d for n in chosen for d in state.dead_letters(store, n)]
+            _print_dead_letters(letters, limit)
+
+
+def _print_log(entries: list[Any]) -> None:
+    if not entries:
+        console.print("no syncs yet")
+        return
+    failures = any(e.error for e in entries)
+    table = Table(show_edge=False, padding=(0, 1))
+    for column in ("id", "sync", "run", "started", "status", "sent",
+                   *(("error",) if failures else ())):
+        table.add_column(column, no_wrap=column not in ("sync", "sent", "error"),
+                         overflow="fold", justify="right" if column in ("id", "run")
+                         else "left", ratio=2 if column == "error" else None)
+    for e in entries:
+        sent = [f"{n:,} {label}" for n, label in ((e.upserted, "upserted"),
+                                                  (e.deleted, "deleted"),
+                                                  (e.messages, "messages")) if n]
+        missing = [f"{n:,} {label}" for n, label in ((e.failed, "dead-lettered"),
+                                                     (e.pending, "not attempted")) if n]
+        cells: list[str | Text] = [
+            str(e.sync_id), f"{e.sync} → {e.destination}", str(e.run_id or "–"),
+            f"{e.started_at:%Y-%m-%d %H:%M}", Text(e.status, style=_STATUS.get(e.status, "")),
+            Text(", ".join(sent) or "nothing new", style="" if sent else "dim")
+            + Text("; " + ", ".join(missing) if missing else "", style="red")]
+        if failures:
+            cells.append(Text(e.error or "", style="red"))
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _print_dead_letters(letters: list[Any], limit: int) -> None:
+    if not letters:
+        console.print("the dead-letter store is empty")
+        return
+    table = Table(show_edge=False, padding=(0, 1))
+    for column in ("sync", "record", "op", "attempts", "failed at", "error"):
+        table.add_column(column, overflow="fold", no_wrap=column != "error",
+                         justify="right" if column == "attempts" else "left")
+    for letter in letters[:limit]:
+        table.add_row(letter.sync, letter.record_key, letter.op, str(letter.attempts),
+                      f"{letter.failed_at:%Y-%m-%d %H:%M:%S}", Text(letter.error, style="red"))
+    console.print(table)
+    if len(letters) > limit:
+        console.print(f"[dim]… and {len(letters) - limit:,} more (--limit)[/]")
+    console.print(f"{len(letters):,} record(s) wait; the next 'retainer sync' sends them again")

@@ -1,7 +1,10 @@
 """What each sync believes its destination holds, its log, and undeliverable records.
 
 `sync_state` changes only after a destination confirmed a batch, so the next sync sends
-exactly what is missing — whatever happened to the one before.
+exactly what is missing — whatever happened to the one before. For `changes` syncs it holds
+the messages sent at or after the sync's cursor (`sync_cursors`): every change before the
+cursor has been delivered, and the ones at it are remembered so a re-run at the same as_of
+does not send them twice.
 """
 
 from __future__ import annotations
@@ -9,12 +12,17 @@ from __future__ import annotations
 SYNC_TABLES: tuple[str, ...] = (
     "CREATE TABLE sync_state (sync VARCHAR NOT NULL, record_key VARCHAR NOT NULL, "
     "entity_id VARCHAR NOT NULL, row_hash VARCHAR NOT NULL, payload VARCHAR, "
-    "synced_at TIMESTAMP NOT NULL, PRIMARY KEY (sync, record_key))",
+    "changed_at TIMESTAMP, synced_at TIMESTAMP NOT NULL, PRIMARY KEY (sync, record_key))",
+    "CREATE INDEX sync_state_entity ON sync_state (entity_id)",
+    "CREATE TABLE sync_cursors (sync VARCHAR PRIMARY KEY, cursor_at TIMESTAMP NOT NULL, "
+    "updated_at TIMESTAMP NOT NULL)",
     "CREATE TABLE sync_log (sync_id BIGINT PRIMARY KEY, sync VARCHAR NOT NULL, "
-    "destination VARCHAR NOT NULL, run_id BIGINT, started_at TIMESTAMP NOT NULL, "
-    "finished_at TIMESTAMP, status VARCHAR NOT NULL, upserted BIGINT, deleted BIGINT, "
-    "messages BIGINT, failed BIGINT, error VARCHAR)",
+    "destination VARCHAR NOT NULL, mode VARCHAR, stream VARCHAR, run_id BIGINT, "
+    "started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR NOT NULL, "
+    "upserted BIGINT, deleted BIGINT, messages BIGINT, failed BIGINT, pending BIGINT, "
+    "error VARCHAR)",
     "CREATE TABLE dead_letters (sync VARCHAR NOT NULL, record_key VARCHAR NOT NULL, "
-    "entity_id VARCHAR, payload VARCHAR, error VARCHAR, attempts INTEGER NOT NULL, "
-    "failed_at TIMESTAMP NOT NULL, sync_id BIGINT)",
+    "entity_id VARCHAR, op VARCHAR, payload VARCHAR, error VARCHAR, "
+    "attempts INTEGER NOT NULL, failed_at TIMESTAMP NOT NULL, sync_id BIGINT, "
+    "PRIMARY KEY (sync, record_key))",
 )

@@ -1,0 +1,221 @@
+"""The sync tables of the state store: known state, cursors, dead letters and the log.
+
+Every write that follows a delivery happens in one store transaction per batch, after the
+destination confirmed it: the store never claims more than the destination holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlglot import exp
+
+from retainer.destinations.base import Record
+from retainer.state import Store
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the destination is known to hold for one record key."""
+
+    entity_id: str
+    row_hash: str
+    payload: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    sync: str
+    record_key: str
+    entity_id: str | None
+    op: str
+    payload: dict[str, Any] | None
+    error: str
+    attempts: int
+    failed_at: datetime
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    sync_id: int
+    sync: str
+    destination: str
+    mode: str | None
+    stream: str | None
+    run_id: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    upserted: int | None
+    deleted: int | None
+    messages: int | None
+    failed: int | None
+    pending: int | None
+    error: str | None
+
+
+def _literal(value: str) -> exp.Expr:
+    return exp.Literal.string(value)
+
+
+def known_state(store: Store, sync: str) -> dict[str, Known]:
+    rows = store.backend.fetch(
+        exp.select("record_key", "entity_id", "row_hash", "payload").from_("sync_state")
+        .where(exp.column("sync").eq(_literal(sync))))
+    return {str(key): Known(str(entity), str(digest), json.loads(payload) if payload else None)
+            for key, entity, digest, payload in rows}
+
+
+def cursor(store: Store, sync: str) -> datetime | None:
+    rows = store.backend.fetch(exp.select("cursor_at").from_("sync_cursors")
+                               .where(exp.column("sync").eq(_literal(sync))))
+    return rows[0][0] if rows else None
+
+
+def move_cursor(store: Store, sync: str, position: datetime, now: datetime) -> None:
+    """Every change before `position` is delivered: forget the keys sent before it."""
+    with store.backend.transaction():
+        store.backend.execute("DELETE FROM sync_cursors WHERE sync = ?", [sync])
+        store.backend.execute("INSERT INTO sync_cursors VALUES (?, ?, ?)",
+                              [sync, position, now])
+        store.backend.execute("DELETE FROM sync_state WHERE sync = ? AND changed_at < ?",
+                              [sync, position])
+
+
+def confirm(store: Store, sync: str, records: Sequence[Record], hashes: dict[str, str],
+            changed_at: dict[str, datetime], now: datetime) -> None:
+    """Record a batch the destination confirmed, and clear its dead letters."""
+    import pyarrow as pa
+
+    keys = [r.key for r in records]
+    held = [r for r in records if r.op == "upsert"]
+    store.backend.load("sync_batch", pa.table({
+        "record_key": pa.array(keys, pa.string()),
+        "held": pa.array([r.op == "upsert" for r in records], pa.bool_()),
+        "entity_id": pa.array([r.entity_id for r in records], pa.string()),
+        "row_hash": pa.array([hashes.get(r.key, "") for r in records], pa.string()),
+        "payload": pa.array([json.dumps(r.payload, sort_keys=True, default=str)
+                             if r.op == "upsert" else None for r in records], pa.string()),
+        "changed_at": pa.array([changed_at.get(r.key) for r in records], pa.timestamp("us")),
+    }))
+    try:
+        with store.backend.transaction():
+            store.backend.execute("DELETE FROM sync_state WHERE sync = ? AND record_key IN "
+                                  "(SELECT record_key FROM sync_batch)", [sync])
+            if held:
+                store.backend.execute(
+                    "INSERT INTO sync_state (sync, record_key, entity_id, row_hash, payload, "
+                    "changed_at, synced_at) SELECT ?, record_key, entity_id, row_hash, "
+                    "payload, changed_at, ? FROM sync_batch WHERE held", [sync, now])
+            store.backend.execute("DELETE FROM dead_letters WHERE sync = ? AND record_key IN "
+                                  "(SELECT record_key FROM sync_batch)", [sync])
+    finally:
+        store.backend.execute("DROP TABLE IF EXISTS sync_batch")
+
+
+def dead_letter(store: Store, sync: str, records: Sequence[Record], error: str,
+                attempts: int, sync_id: int, now: datetime) -> None:
+    """Keep records the destination did not take, counting attempts across syncs."""
+    import pyarrow as pa
+
+    before = {str(k): int(a) for k, a in store.backend.fetch(
+        "SELECT record_key, attempts FROM dead_letters WHERE sync = ?", [sync])}
+    store.backend.load("sync_failed", pa.table({
+        "record_key": pa.array([r.key for r in records], pa.string()),
+        "entity_id": pa.array([r.entity_id for r in records], pa.string()),
+        "op": pa.array([r.op for r in records], pa.string()),
+        "payload": pa.array([json.dumps(r.payload, sort_keys=True, default=str)
+                             for r in records], pa.string()),
+        "attempts": pa.array([before.get(r.key, 0) + attempts for r in records], pa.int64()),
+    }))
+    try:
+        with store.backend.transaction():
+            store.backend.execute("DELETE FROM dead_letters WHERE sync = ? AND record_key IN "
+                                  "(SELECT record_key FROM sync_failed)", [sync])
+            store.backend.execute(
+                "INSERT INTO dead_letters (sync, record_key, entity_id, op, payload, error, "
+                "attempts, failed_at, sync_id) SELECT ?, record_key, entity_id, op, payload, "
+                "?, attempts, ?, ? FROM sync_failed", [sync, error[:2000], now, sync_id])
+    finally:
+        store.backend.execute("DROP TABLE IF EXISTS sync_failed")
+
+
+def drop_dead_letters(store: Store, sync: str, keep: set[str]) -> int:
+    """Forget dead letters no longer needed (their entity changed again, or left)."""
+    rows = store.backend.fetch("SELECT record_key FROM dead_letters WHERE sync = ?", [sync])
+    stale = [str(r[0]) for r in rows if str(r[0]) not in keep]
+    if stale:
+        with store.backend.transaction():
+            for key in stale:
+                store.backend.execute("DELETE FROM dead_letters WHERE sync = ? AND "
+                                      "record_key = ?", [sync, key])
+    return len(stale)
+
+
+def dead_letters(store: Store, sync: str | None = None) -> list[DeadLetter]:
+    query = exp.select("sync", "record_key", "entity_id", "op", "payload", "error",
+                       "attempts", "failed_at").from_("dead_letters").order_by("sync",
+                                                                              "record_key")
+    if sync is not None:
+        query = query.where(exp.column("sync").eq(_literal(sync)))
+    return [DeadLetter(str(s), str(k), e, str(o or "upsert"), json.loads(p) if p else None,
+                       str(err or ""), int(a), t)
+            for s, k, e, o, p, err, a, t in store.backend.fetch(query)]
+
+
+# --- the log -------------------------------------------------------------------------------
+
+def begin(store: Store, sync: str, destination: str, mode: str, stream: str,
+          run_id: int | None, now: datetime) -> int:
+    with store.backend.transaction():
+        # Holding the store means no other sync is alive: one still 'running' was killed.
+        store.backend.execute("UPDATE sync_log SET status = 'interrupted' "
+                              "WHERE status = 'running'")
+        sync_id = int(store.backend.fetch("SELECT coalesce(max(sync_id), 0) + 1 FROM sync_log")
+                      [0][0])
+        store.backend.execute(
+            "INSERT INTO sync_log (sync_id, sync, destination, mode, stream, run_id, "
+            "started_at, status, upserted, deleted, messages, failed, pending) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', 0, 0, 0, 0, 0)",
+            [sync_id, sync, destination, mode, stream, run_id, now])
+    return sync_id
+
+
+def finish(store: Store, sync_id: int, status: str, counts: dict[str, int],
+           error: str | None, now: datetime) -> None:
+    store.backend.execute(
+        "UPDATE sync_log SET status = ?, finished_at = ?, upserted = ?, deleted = ?, "
+        "messages = ?, failed = ?, pending = ?, error = ? WHERE sync_id = ?",
+        [status, now, counts.get("upserted", 0), counts.get("deleted", 0),
+         counts.get("messages", 0), counts.get("failed", 0), counts.get("pending", 0),
+         error[:2000] if error else None, sync_id])
+
+
+def log(store: Store, sync: str | None = None, limit: int = 20) -> list[LogEntry]:
+    query = exp.select(*LogEntry.__dataclass_fields__).from_("sync_log").order_by(
+        exp.Ordered(this=exp.column("sync_id"), desc=True)).limit(limit)
+    if sync is not None:
+        query = query.where(exp.column("sync").eq(_literal(sync)))
+    return [LogEntry(*row) for row in store.backend.fetch(query)]
+
+
+def forget(store: Store, sync: str, keys: Sequence[str]) -> None:
+    """Remove records from what a sync believes its destination holds, and their dead
+    letters (erasure)."""
+    with store.backend.transaction():
+        for key in keys:
+            for table in ("sync_state", "dead_letters"):
+                store.backend.execute(f"DELETE FROM {table} WHERE sync = ? AND record_key = ?",
+                                      [sync, key])
+
+
+def held_by_entity(store: Store, sync: str, entity_id: str) -> list[str]:
+    rows = store.backend.fetch(
+        "SELECT record_key FROM sync_state WHERE sync = ? AND entity_id = ? UNION "
+        "SELECT record_key FROM dead_letters WHERE sync = ? AND entity_id = ?",
+        [sync, entity_id, sync, entity_id])
+    return sorted(str(r[0]) for r in rows)
