@@ -138,13 +138,13 @@ def test_a_playbook_and_a_sync_using_a_field_not_allowed_for_their_purpose(
          "for support: playbook winback → segment mood.calm → segment mood.upset → "
          "trait refund_asks → tickets.body",
          f"if marketing is a lawful use of tickets.body, add it to the purposes declared at "
-         f"{declared}; otherwise stop using the field in this playbook"),
+         f"{declared}; otherwise stop using it in this playbook"),
         (f"{rulebook_file}:16:3",
          "sync 'crm' (purpose marketing) uses tickets.body, which may be used only for "
          "support: sync crm → dimension mood → segment mood.upset → trait refund_asks → "
          "tickets.body",
          f"if marketing is a lawful use of tickets.body, add it to the purposes declared at "
-         f"{declared}; otherwise stop using the field in this sync"),
+         f"{declared}; otherwise stop using it in this sync"),
     ]
 
 

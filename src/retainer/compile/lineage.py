@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
+
+from sqlglot import exp
 
 from retainer.compile.catalog import Catalog
 from retainer.compile.context import Context, Node, names_at
@@ -306,7 +308,7 @@ class _Tracer:
 
     def _playbook(self, playbook: Playbook) -> set[Dependency]:
         level = playbook.entity
-        deps = self._keys(level) | self._refs(playbook.when, EntityScope(self.ctx, level))
+        deps = self._keys(level) | self._condition(playbook.when, level)
         if playbook.on is not None:
             deps |= self._segment(playbook.on.segment)
         for action in playbook.actions:
@@ -314,21 +316,25 @@ class _Tracer:
             if isinstance(body, TaskAction):
                 deps |= self._template(body.title, level) | self._template(body.note, level)
                 if body.owner is not None:
-                    deps |= self._column(self.ctx.accounts, body.owner)
-                if body.owner_role is not None:
-                    deps |= self._people(roles=True, email=False)
+                    deps |= self._result(body.owner, level)
+                if body.owner_role is not None:  # the task names that contact
+                    deps |= self._people(roles=True, email=True)
             elif isinstance(body, MessageAction):
-                deps |= self._template(body.template, level)
                 deps |= self._people(roles=body.roles is not None, email=True)
+                deps |= {d for name in body.fields for d in self._result(name, level)}
+                deps |= {d for name in body.contact_fields
+                         for d in self._column(self.ctx.contacts, name)}
             elif isinstance(body, WebhookAction):
-                deps |= self._template(body.event, level)
+                deps |= {d for name in body.fields for d in self._result(name, level)}
+            if level == "contact" and not isinstance(body, MessageAction):
+                deps |= self._people(roles=False, email=True)  # the contact it is about
         return deps
 
     def _sync(self, sync: Sync) -> set[Dependency]:
         level = sync.entity
-        deps = self._keys(level) | self._refs(sync.where, EntityScope(self.ctx, level))
+        deps = self._keys(level) | self._condition(sync.where, level)
         for column in sync.columns or self._default_columns(level):
-            deps |= self._shown(column, level)
+            deps |= self._result(column, level)
         return deps
 
     def _default_columns(self, level: Entity) -> list[str]:
@@ -350,26 +356,50 @@ class _Tracer:
             return {Element("tag", text)}
         return set()
 
-    def _template(self, text: str | None, level: Entity) -> set[Dependency]:
-        """The fields a `{name}` template shows."""
+    def _condition(self, text: str | None, level: Entity) -> set[Dependency]:
+        """The results columns a playbook's `when` or a sync's `where` reads."""
+        if text is None:
+            return set()
+        try:
+            tree = expressions.parse(text)
+        except ExpressionError:
+            return set()  # reported by the playbook and sync checks
         deps: set[Dependency] = set()
-        for name in _TEMPLATE_FIELD.findall(text or ""):
-            deps |= self._shown(name, level)
+        for column in tree.find_all(exp.Column):
+            qualifier = column.table.lower()
+            deps |= self._result(f"{qualifier}.{column.name}" if qualifier else column.name,
+                                 level)
         return deps
 
-    def _shown(self, name: str, level: Entity) -> set[Dependency]:
-        """A result column by name: an element, `health.<component>`, or an entity column."""
-        qualifier, _, rest = name.rpartition(".")
-        binding = EntityScope(self.ctx, level).lookup(qualifier, rest)
-        if binding is None:
+    def _template(self, text: str | None, level: Entity) -> set[Dependency]:
+        """The results columns a `{name}` template shows."""
+        deps: set[Dependency] = set()
+        for name in _TEMPLATE_FIELD.findall(text or ""):
+            deps |= self._result(name, level)
+        return deps
+
+    def _result(self, name: str, level: Entity) -> set[Dependency]:
+        """A column of the published results by the name playbooks and syncs use: an
+        element, `health.<component>` (or `health__<component>`), an included or key
+        column, or (for a contact) `account.<column>` of its account's results."""
+        qualifier, _, column = name.rpartition(".")
+        if qualifier == "" and column.startswith("account__") and level == "contact":
+            qualifier, column = "account", column.removeprefix("account__")
+        if qualifier == "health" or column.startswith("health__"):
+            component = column.removeprefix("health__")
+            health = self.rulebook.health
+            return {Element("component", component)} \
+                if health and component in health.components else set()
+        if qualifier == "account" and level == "contact":
+            return self._result(column, "account")
+        if qualifier not in ("", level):
             return set()
-        if binding.ref.startswith("node:"):
-            return {self._element(binding.ref.removeprefix("node:"))}
-        if binding.ref.startswith("column:"):
-            owner, column = binding.ref.removeprefix("column:").split(".", 1)
-            source = self._entity_source(owner)
-            return {Field(source, column)} if source else set()
-        return set()
+        if column in set(names_at(self.rulebook, level)):
+            return {self._element(column)}
+        if level == "account" and column in ("health", "health_band") and self.rulebook.health:
+            return {self._element(column)}
+        source = self._entity_source(level)
+        return self._column(source, column)
 
     def _column(self, source: str | None, column: str) -> set[Dependency]:
         if source is None or not self.ctx.catalog.has(source, column):
@@ -397,57 +427,7 @@ def _stub(name: str, level: Entity) -> Callable[[], Node]:
 # --- the purpose check -----------------------------------------------------------------------
 
 def purpose_problems(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> list[Problem]:
-    """Playbooks and syncs that use a field whose provenance does not allow their purpose,
-    and provenance declared for columns a source does not have."""
-    problems = list(_declaration_problems(rulebook, catalog))
-    if problems or not (rulebook.playbooks or rulebook.syncs):
-        return problems
-    lineage = trace(rulebook, catalog)
-    users: list[tuple[Element, str, str]] = [
-        *((Element("playbook", n), p.purpose, "playbooks") for n, p in rulebook.playbooks.items()),
-        *((Element("sync", n), s.purpose, "syncs") for n, s in rulebook.syncs.items())]
-    for element, purpose, section in users:
-        for field in sorted(lineage.fields(element)):
-            source = rulebook.sources[field.source]
-            provenance = source.provenance_of(field.column)
-            if provenance is None or provenance.purposes is None \
-                    or purpose in provenance.purposes:
-                continue
-            chain = " → ".join(str(step) for step in lineage.chain(element, field))
-            allowed = ", ".join(provenance.purposes) or "no purpose"
-            declared = _declared_at(rulebook, field)
-            problems.append(Problem(
-                f"{element.kind} '{element.name}' (purpose {purpose}) uses {field}, which "
-                f"may be used only for {allowed}: {chain}",
-                rulebook.origin(section, element.name).location,
-                f"if {purpose} is a lawful use of {field}, add it to the purposes declared "
-                f"at {declared}; otherwise stop using the field in this {element.kind}"))
-    return problems
-
-
-def _declared_at(rulebook: Rulebook, field: Field) -> str:
-    origin = rulebook.origin("sources", field.source)
-    source = rulebook.sources[field.source]
-    path: tuple[str, ...] = ("columns", field.column, "purposes") \
-        if field.column in source.columns else ("provenance", "purposes")
-    return f"{origin.at(*path)} (sources: {field.source}: {': '.join(path)})"
-
-
-def _declaration_problems(rulebook: Rulebook, catalog: Catalog) -> Iterable[Problem]:
-    """Provenance for a column that does not exist, or an email column that does not."""
-    for name, source in rulebook.sources.items():
-        if name not in catalog.columns:
-            continue
-        available = catalog.names(name)
-        origin = rulebook.origin("sources", name)
-        for column in source.columns:
-            if column not in available:
-                yield Problem(f"source '{name}' declares provenance for column '{column}', "
-                              "which it does not have", origin.positions.key(
-                                  (*origin.path, "columns", column)),
-                              did_you_mean(column, available)
-                              or "columns there: " + ", ".join(available))
-        if source.email is not None and source.email not in available:
-            yield Problem(f"source '{name}': column '{source.email}' (email) does not exist",
-                          origin.at("email"), did_you_mean(source.email, available)
-                          or "columns there: " + ", ".join(available))
+    """Playbooks and syncs that use a field whose provenance does not allow their purpose
+    (see retainer.privacy.purposes)."""
+    from retainer.privacy.purposes import purpose_problems as check
+    return check(rulebook, plan, catalog)
