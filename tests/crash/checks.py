@@ -18,7 +18,8 @@ from retainer.errors import RetainerError
 from retainer.project import Project
 from retainer.state import Store, open_store
 from retainer.state.postgres_backend import split_schema
-from tests.crash.projects import ACCOUNTS, IN_USE, NEW, STATUSES, exports, wait_for
+from tests.crash.projects import IN_USE, NEW, STATUSES, exports, wait_for
+from tests.demo_data import accounts_at
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def read_outputs(project: Project, exports_match: bool = True) -> Outputs:
     assert set(info) == {"as_of", "run_id", "rulebook_hash", "project", "explain"}
     assert info["rulebook_hash"] == project.rulebook.content_hash
     as_of = datetime.fromisoformat(info["as_of"])
-    for level, count in (("account", ACCOUNTS), ("contact", None)):
+    for level, count in (("account", accounts_at(project.root, as_of)), ("contact", None)):
         rows = tables[f"{level}_results"]
         position = columns[f"{level}_results"].index("as_of")
         # as_of everywhere, as run_info says; every account exactly once
@@ -183,7 +184,7 @@ def check_store(project: Project) -> State:
     doubles = [key for key, count in opened.items() if count > 1]
     assert not doubles, f"more than one open interval: {doubles[:5]}"
     # health is kept for the runs in history, one row per account; quality for recorded runs
-    assert health == {i: ACCOUNTS for i in history}
+    assert health == {i: accounts_at(project.root, runs[i].as_of) for i in history}
     assert quality <= {i for i, r in runs.items() if r.status in ("succeeded", "superseded")}
     memberships = sorted((r[0], r[1], r[2], r[3], r[4], r[5], r[9]) for r in rows)
     return State(runs, memberships, open_segments, latest)

@@ -31,7 +31,6 @@ from tests.crash.checks import (
     staging_tables,
 )
 from tests.crash.projects import (
-    ACCOUNTS,
     ENV,
     NEW,
     NEW_AS_OF,
@@ -42,6 +41,7 @@ from tests.crash.projects import (
     runs_listing,
     start_run,
 )
+from tests.demo_data import accounts_at
 
 
 class StaleExports(AssertionError):
@@ -288,7 +288,8 @@ def recover(root: Path, project: Project, expected: dict[str, Expected], positio
     and `retainer runs` lists every killed run as interrupted (or, when it had been recorded
     before the kill, as superseded by this run)."""
     done = retainer("run", "-p", root, "--as-of", NEW_AS_OF)
-    assert f"Run as of {NEW:%Y-%m-%d} 00:00 UTC — {ACCOUNTS} accounts" in done.stdout
+    accounts = accounts_at(root, NEW)
+    assert f"Run as of {NEW:%Y-%m-%d} 00:00 UTC — {accounts} accounts" in done.stdout
     outputs, state = read_outputs(project), check_store(project)
     assert_result(outputs, new_result(expected, position[1]))
     assert state.memberships == expected["new"].memberships

@@ -14,7 +14,7 @@ from retainer.project import Project
 
 RETAINER = str(Path(sys.executable).parent / "retainer")
 ENV = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
-ACCOUNTS = 300
+ACCOUNTS = 300  # in the demo data; a run covers those created by its as_of
 OLD_AS_OF, NEW_AS_OF = "2026-11-01", "2026-11-15"
 OLD, NEW = datetime(2026, 11, 1), datetime(2026, 11, 15)
 STATUSES = {"succeeded", "failed", "interrupted", "superseded"}

@@ -24,7 +24,6 @@ from tests.crash.checks import (
     read_outputs,
 )
 from tests.crash.projects import (
-    ACCOUNTS,
     IN_USE,
     NEW,
     NEW_AS_OF,
@@ -34,6 +33,7 @@ from tests.crash.projects import (
     start_run,
     wait_for,
 )
+from tests.demo_data import accounts_at
 
 
 def refused(root: Path) -> str:
@@ -89,7 +89,8 @@ def test_a_second_run_is_refused_while_one_runs(demo: Path, tmp_path: Path,
     assert f"{project.output_database} is in use by another Retainer process" in messages[0]
     assert f"the state store {state_file} is in use by another Retainer process" \
         in messages[1]
-    assert f"Run as of {NEW:%Y-%m-%d} 00:00 UTC — {ACCOUNTS} accounts" in out
+    accounts = accounts_at(root, NEW)
+    assert f"Run as of {NEW:%Y-%m-%d} 00:00 UTC — {accounts} accounts" in out
 
     outputs, state = read_outputs(project), check_store(project)
     assert_result(outputs, expected["new"])

@@ -22,7 +22,8 @@ from retainer.diff import (
     stored_history,
     working_tree_rulebook,
 )
-from tests.diff.helpers import Threshold, clone, diff_working_tree, dimension, edit
+from tests.demo_data import accounts_at
+from tests.diff.helpers import AS_OF, Threshold, clone, diff_working_tree, dimension, edit
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +57,20 @@ def test_a_renamed_segment_shows_as_moved(reshaped: Impact) -> None:
     assert "segments added: `champion_user`" in impact_markdown(reshaped)
 
 
-def test_added_and_removed_dimensions_are_reported(reshaped: Impact) -> None:
+def test_added_and_removed_dimensions_are_reported(reshaped: Impact, repo: Path) -> None:
+    accounts = accounts_at(repo, AS_OF)
     added, removed = dimension(reshaped, "engagement"), dimension(reshaped, "support_pattern")
     assert (added.status, added.old_segments) == ("added", ())
     assert (removed.status, removed.new_segments) == ("removed", ())
-    assert {c.from_segment for c in added.cells} == {None} and added.moved == 150
-    assert {c.to_segment for c in removed.cells} == {None} and removed.moved == 150
+    assert {c.from_segment for c in added.cells} == {None} and added.moved == accounts
+    assert {c.to_segment for c in removed.cells} == {None} and removed.moved == accounts
     assert sum(c.count for c in added.cells if c.to_segment == "daily") > 0
     assert "adds dimension engagement" in reshaped.summary
     assert "removes dimension support_pattern" in reshaped.summary
     assert reshaped.totals[0].moved == dimension(reshaped, "lifecycle").moved  # shared only
-    assert gate(reshaped, 149) == [
-        "engagement (added) moves 150 accounts, more than 149",
-        "support_pattern (removed) moves 150 accounts, more than 149"]
+    assert gate(reshaped, accounts - 1) == [
+        f"engagement (added) moves {accounts} accounts, more than {accounts - 1}",
+        f"support_pattern (removed) moves {accounts} accounts, more than {accounts - 1}"]
     parsed = json.loads(impact_json(reshaped))
     engagement = next(d for d in parsed["dimensions"] if d["name"] == "engagement")
     assert engagement["segments"]["new"] == ["daily", "weekly", "rare"]
@@ -83,7 +85,7 @@ def test_a_health_weight_change_moves_bands_and_only_at_risk(
     impact = diff_working_tree(root, samples=0)
     health = impact.health
     assert health is not None and health.status == "changed" and health.definition_changed
-    assert sum(c.count for c in health.cells) == 150
+    assert sum(c.count for c in health.cells) == accounts_at(repo, AS_OF)
     assert health.band_moved > 0 and health.score_changed >= health.band_moved
     assert health.mean_abs_change is not None and health.max_abs_change is not None
     assert 0 < health.mean_abs_change <= health.max_abs_change

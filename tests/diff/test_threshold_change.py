@@ -13,12 +13,15 @@ from rich.console import Console
 
 from retainer.cli.diff_command import render_impact
 from retainer.diff import impact_dict, impact_json, impact_markdown
-from tests.diff.helpers import ROOT, Threshold, dimension, tag
+from tests.demo_data import accounts_at
+from tests.diff.helpers import AS_OF, ROOT, Threshold, dimension, tag
 
 
 def test_a_threshold_change_moves_exactly_the_accounts_two_runs_disagree_on(
         threshold: Threshold) -> None:
-    impact, runs, _ = threshold
+    impact, runs, before = threshold
+    accounts = accounts_at(before, AS_OF)
+    assert 0 < accounts < 150  # the demo's newest accounts signed up after AS_OF
     expected = Counter({(f, t): n for f, t, n in runs.execute(
         "SELECT o.lifecycle, n.lifecycle, count(*) FROM old.account_results o "
         "JOIN new.account_results n USING (account_id) GROUP BY ALL").fetchall()})
@@ -28,12 +31,12 @@ def test_a_threshold_change_moves_exactly_the_accounts_two_runs_disagree_on(
     assert moved > 0 and lifecycle.moved == moved and lifecycle.status == "changed"
     assert {c.to_segment for c in lifecycle.cells if c.moved} == {"power_user"}
     assert lifecycle.rules_changed and not lifecycle.segments_added
-    assert impact.totals[0].level == "account" and impact.totals[0].entities == 150
+    assert impact.totals[0].level == "account" and impact.totals[0].entities == accounts
     assert impact.totals[0].moved == moved
     for other in ("nps_group", "value_tier", "support_pattern", "persona"):
         assert dimension(impact, other).status == "unchanged"
         assert dimension(impact, other).moved == 0
-    assert impact.summary.startswith(f"This change moves {moved} of 150 accounts: ")
+    assert impact.summary.startswith(f"This change moves {moved} of {accounts} accounts: ")
     assert "from activated to power_user (lifecycle)" in impact.summary
 
 
@@ -108,7 +111,7 @@ def test_json_output_has_the_documented_keys(
     assert parsed["old"]["label"] == "HEAD" and parsed["new"]["label"] == "working tree"
     lifecycle = parsed["dimensions"][0]
     assert lifecycle["name"] == "lifecycle" and lifecycle["moved"] > 0
-    assert sum(c["count"] for c in lifecycle["matrix"]) == 150
+    assert sum(c["count"] for c in lifecycle["matrix"]) == accounts_at(threshold.before, AS_OF)
     values = lifecycle["samples"][0]["old"]["passed_over"]["clauses"][0]["values"]
     assert isinstance(values["active_days_30d"], int)
     assert parsed["entities"]["contact"]["total"] > 0
