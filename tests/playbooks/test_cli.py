@@ -31,11 +31,23 @@ playbooks:
 
 
 def retainer(*args: str | Path, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it, in its own process."""
     done = subprocess.run([RETAINER, *map(str, args)], capture_output=True, text=True,
                           timeout=300, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
     assert "Traceback" not in done.stdout + done.stderr
     assert done.returncode == code, done.stdout[-3000:] + done.stderr[-3000:]
     return done
+
+
+def quick(*args: str | Path, code: int = 0) -> str:
+    """The same command in this process (for output formats; saves a start-up each)."""
+    from typer.testing import CliRunner
+
+    from retainer.cli.main import app
+    done = CliRunner().invoke(app, [str(a) for a in args])
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    assert done.exit_code == code, done.output[-3000:]
+    return done.output
 
 
 def test_dry_run_act_actions_and_decisions(make_project: Writer, receiver: Receiver) -> None:
@@ -59,20 +71,23 @@ def test_dry_run_act_actions_and_decisions(make_project: Writer, receiver: Recei
     assert "welcome  a3  recorded  task: Welcome Initech (owner ana@us.example, due " \
            "2026-01-18) → ledger" in listed
     assert "welcome  a3  suppressed  message: 'welcome' to c4 → outbox/messages" in listed
-    as_json = json.loads(retainer("actions", "-p", root, "--format", "json").stdout)
+    as_json = json.loads(quick("actions", "-p", root, "--format", "json"))
     assert {r["status"] for r in as_json} == {"recorded", "suppressed", "sent"}
 
     decisions = retainer("decisions", "-p", root, "--contact", "c4").stdout
     assert "contact c4  suppressed  welcome · marketing/email · FR (policy eu, opt_in)" in \
         decisions
     assert "EU marketing is opt-in and no consent is recorded" in decisions
-    rows = json.loads(retainer("decisions", "-p", root, "--format", "json",
-                               "--outcome", "suppressed").stdout)
+    rows = json.loads(quick("decisions", "-p", root, "--format", "json", "--outcome",
+                            "suppressed"))
     assert [r["contact_id"] for r in rows] == ["c4"]
-    csv_text = retainer("decisions", "-p", root, "--format", "csv").stdout
+    csv_text = quick("decisions", "-p", root, "--format", "csv")
     assert csv_text.splitlines()[0].startswith("decision_id,decided_at,action_key,playbook")
-    assert "no decisions recorded" in retainer("decisions", "-p", root, "--playbook",
-                                               "quiet_ping").stdout
+    assert "no decisions recorded" in quick("decisions", "-p", root, "--playbook",
+                                            "quiet_ping")
+    plan = json.loads(quick("act", "--dry-run", "-p", root, "--format", "json"))
+    assert plan["dry_run"] and [p["playbook"] for p in plan["playbooks"]] == [
+        "welcome", "quiet_ping"]
 
 
 def test_failures_are_loud_and_errors_readable(make_project: Writer,
@@ -84,11 +99,10 @@ def test_failures_are_loud_and_errors_readable(make_project: Writer,
     assert "answered 503" in failed.stderr and "will retry at the next act" in failed.stderr
     assert "Act 2" in retainer("act", "-p", root).stdout   # retried, now delivered
     assert len(receiver.records()) == 1
-    wrong = retainer("act", "-p", root, "--playbook", "welcom", code=1)
-    assert "no playbook named 'welcom'" in wrong.stderr and "did you mean 'welcome'" in \
-        wrong.stderr
-    bad = retainer("decisions", "-p", root, "--outcome", "sendt", code=1)
-    assert "unknown outcome 'sendt'" in bad.stderr
+    wrong = quick("act", "-p", root, "--playbook", "welcom", code=1)
+    assert "no playbook named 'welcom'" in wrong and "did you mean 'welcome'" in wrong
+    assert "unknown outcome 'sendt'" in quick("decisions", "-p", root, "--outcome", "sendt",
+                                              code=1)
     (root / "rulebook" / "playbooks.yml").write_text(
         PLAYBOOKS.format(url=receiver.url).replace("stage.fresh", "stage.frsh"))
     invalid = retainer("act", "-p", root, code=2)

@@ -96,7 +96,7 @@ def _task(body: TaskAction, subject: Subject, stream: str | None, as_of: datetim
     payload: dict[str, Any] = {"title": title, "owner": owner, "due_at": due.isoformat()}
     if body.note is not None:
         payload["note"] = render(body.note, subject.row)
-    summary = f"task for {owner or 'nobody'}: {title}"
+    summary = f"task for {owner}: {title}" if owner else f"unassigned task: {title}"
     return _with_person(Draft(person, body.to, stream, body.channel, summary, payload, due),
                         person)
 
