@@ -126,8 +126,12 @@ def postgres_dump(url: str) -> str:
 
 
 def everything(root: Path, url: str) -> str:
+    """Every store, output, export and destination; the PostgreSQL schema holds the synced
+    table, and the state store too when it is kept there."""
     state = root / ".retainer"
-    return "\n".join([duckdb_dump(state / "state.duckdb"), duckdb_dump(state / "output.duckdb"),
+    stores = [state / "state.duckdb"] if (state / "state.duckdb").exists() else []
+    return "\n".join([*(duckdb_dump(path) for path in stores),
+                      duckdb_dump(state / "output.duckdb"),
                       files_dump(state / "export", root / "outbox", root / "synced"),
                       postgres_dump(url)])
 
@@ -137,8 +141,9 @@ def leaked(text: str) -> list[str]:
 
 
 def rows(root: Path, query: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(root / ".retainer" / "state.duckdb"), read_only=True) as db:
-        return db.sql(query).fetchall()
+    """Rows of a query of the project's state store, wherever it is kept."""
+    with Project(root).store() as store:
+        return store.backend.fetch(query)
 
 
 def act_and_sync(root: Path, as_of: datetime) -> None:
@@ -149,15 +154,20 @@ def act_and_sync(root: Path, as_of: datetime) -> None:
     assert all(isinstance(r, SyncResult) and r.status == "succeeded" for r in results)
 
 
-@pytest.fixture
-def acted(write_project: ProjectWriter, postgres_url: str) -> Path:
-    """The project after a run, an act and a sync: the person is everywhere."""
-    root = write_project(PROJECT, {"rules.yml": RULEBOOK.replace("URL", postgres_url)}, DATA)
+@pytest.fixture(params=["duckdb"])
+def acted(request: pytest.FixtureRequest, write_project: ProjectWriter, postgres_url: str
+          ) -> Path:
+    """The project after a run, an act and a sync: the person is everywhere. The state
+    store is a DuckDB file, or (param "postgres") kept in the PostgreSQL schema."""
+    store = f"state: '{postgres_url}'\n" if request.param == "postgres" else ""
+    root = write_project(store + PROJECT.lstrip(),
+                         {"rules.yml": RULEBOOK.replace("URL", postgres_url)}, DATA)
     act_and_sync(root, datetime(2026, 12, 1))
     assert leaked(everything(root, postgres_url)) == list(SECRETS)
     return root
 
 
+@pytest.mark.parametrize("acted", ["duckdb", "postgres"], indirect=True)
 def test_forget_by_email_removes_the_person_everywhere(acted: Path, postgres_url: str
                                                        ) -> None:
     root = acted
