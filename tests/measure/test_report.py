@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from retainer.cli.measure_commands import backtest, measure, report
 from retainer.demo.generator import DemoSummary
 from retainer.measure.backtest import backtest as run_backtest
+from retainer.measure.uplift import NO_PLAYBOOKS
 from retainer.project import Project
 from tests.measure.browser import CHARTS_DRAWN, Browser, find_chromium
 
@@ -110,7 +111,7 @@ def test_report_is_one_offline_file(page: Path) -> None:
     for heading in ("Segments over time", "Health", "Measures", "Health backtest",
                     "Playbook uplift", "Data quality"):
         assert f">{heading}</h2>" in html
-    assert "No playbooks with holdouts yet." in html
+    assert NO_PLAYBOOKS in html
     assert "could not be computed" not in markup   # every demo measure is there
     assert "unknown id" in html            # the demo's events with ids of no account
 
@@ -143,7 +144,7 @@ def test_report_renders_in_headless_chromium(page: Path, tmp_path: Path) -> None
         assert chart["width"] > 300 and chart["height"] > 200, chart
     assert browser.console_errors() == []
     assert [u for u in browser.requested() if not u.startswith("file:")] == []
-    assert "No playbooks with holdouts yet." in text
+    assert NO_PLAYBOOKS in text
     assert (ARTIFACTS / "report.png").stat().st_size > 50_000
 
 
