@@ -150,15 +150,16 @@ def _fields(graph: Lineage, rulebook: Rulebook, element: Element) -> None:
     for field in fields:
         provenance = rulebook.sources[field.source].provenance_of(field.column)
         purposes = provenance.purposes if provenance else None
-        declared = [provenance.legal_basis, provenance.jurisdiction, provenance.origin] \
-            if provenance else []
+        declared = [d for d in (provenance.legal_basis, provenance.jurisdiction,
+                                provenance.origin) if d] if provenance else []
         console.print(Text.assemble(
-            f"  {field}", ("  for " + ", ".join(purposes), "") if purposes is not None
-            else ("  any purpose", "dim"), ("  · " + " · ".join(d for d in declared if d), "")
-            if any(declared) else ""))
+            (f"  {field}", "bold"),
+            ("  for " + ", ".join(purposes)) if purposes is not None else ("  any purpose",
+                                                                            "dim"),
+            (f"  ({', '.join(declared)})", "dim") if declared else ""))
         chain = graph.chain(element, field)[1:-1]
-        console.print(Text("      " + (" → ".join(str(step) for step in chain) or "directly"),
-                           style="dim"))
+        console.print(Text("      via " + " → ".join(str(step) for step in chain)
+                           if chain else "      directly", style="dim"))
 
 
 def _users(graph: Lineage, field: Field) -> None:
