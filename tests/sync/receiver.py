@@ -36,6 +36,7 @@ class Receiver:
     script: list[int | str] = field(default_factory=list)
     fail_after: int | None = None      # answer 500 to every request after this many stored
     delay: float = 0.0                 # seconds every successful request takes
+    reject: set[str] = field(default_factory=set)  # record keys answered with 422
     requests: list[Received] = field(default_factory=list)      # every request that arrived
     stored: list[Received] = field(default_factory=list)        # the ones answered 2xx
     state: dict[str, dict[str, Any]] = field(default_factory=dict)  # key → record
@@ -74,6 +75,8 @@ class Receiver:
         with self.lock:
             if self.fail_after is not None and len(self.stored) >= self.fail_after:
                 action = 500
+        if action == 200 and {r["key"] for r in json.loads(raw)["records"]} & self.reject:
+            action = 422
         if action != 200:
             self._answer(handler, int(action), b"scripted failure")
             return
@@ -106,8 +109,8 @@ class Receiver:
 
 
 @contextmanager
-def running(receiver: Receiver | None = None) -> Iterator[Receiver]:
-    """Start `receiver` on 127.0.0.1 (a free port) for the block."""
+def running(receiver: Receiver | None = None, port: int = 0) -> Iterator[Receiver]:
+    """Start `receiver` on 127.0.0.1 (`port`, or a free one) for the block."""
     receiver = receiver or Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -117,7 +120,7 @@ def running(receiver: Receiver | None = None) -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ import os
 import select
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -85,6 +86,7 @@ class Proxy:
     target: tuple[str, int]
     port: int = 0
     refuse: bool = False
+    stall: bool = False                    # hold everything sent upstream (a hung server)
     cut_after_bytes: int | None = None     # drop connections once this much went upstream
     sent: int = 0
     accepted: int = 0                      # connections made through the proxy
@@ -105,6 +107,9 @@ class Proxy:
         try:
             while True:
                 ready, _, _ = select.select(ends, [], [], 0.5)
+                if self.stall:
+                    time.sleep(0.05)
+                    continue
                 for end in ready:
                     data = end.recv(65536)
                     if not data:
@@ -120,7 +125,7 @@ class Proxy:
                             threading.Thread(target=self.cut, daemon=True).start()
                             return
                     other.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a socket closed by cut()
             return
         finally:
             for end in ends:
@@ -129,10 +134,10 @@ class Proxy:
 
 
 @contextmanager
-def proxy(target: tuple[str, int]) -> Iterator[Proxy]:
+def proxy(target: tuple[str, int], port: int = 0) -> Iterator[Proxy]:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
+    listener.bind(("127.0.0.1", port))
     listener.listen(16)
     state = Proxy(target, listener.getsockname()[1])
     stop = threading.Event()

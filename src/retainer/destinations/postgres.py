@@ -33,8 +33,9 @@ class PostgresDestination(Destination):
     batch_size = 1000
 
     def __init__(self, name: str, url: str, *, schema: str = "public", timeout: float = 30,
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None, batch: int = 1000) -> None:
         super().__init__(name)
+        self.batch_size = batch
         from retainer.state.postgres_backend import split_schema
         self.dsn, url_schema = split_schema(url)
         self.schema = url_schema or schema
@@ -53,7 +54,8 @@ class PostgresDestination(Destination):
             raise RetainerError(f"destination '{name}' needs psycopg", location=location,
                                 hint="pip install 'retainer[postgres]'") from None
         return cls(name, settings.url, schema=settings.schema_, timeout=settings.timeout,
-                   policy=RetryPolicy(settings.retries, settings.backoff))
+                   policy=RetryPolicy(settings.retries, settings.backoff),
+                   batch=settings.batch)
 
     def table(self, stream: str) -> tuple[str, str]:
         """`crm.account_segments` → ("crm", "account_segments"); a bare name is in `schema`."""

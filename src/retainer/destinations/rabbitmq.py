@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -23,12 +25,20 @@ from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.models import RabbitMQDestination as RabbitMQSettings
 
 
+class _NoConfirm(Exception):
+    """The broker did not confirm a message in time."""
+
+
 class RabbitMQDestination(Destination):
     kind = "rabbitmq"
 
     def __init__(self, name: str, url: str, *, exchange: str = "retainer",
-                 timeout: float = 10, policy: RetryPolicy | None = None) -> None:
+                 timeout: float = 10, policy: RetryPolicy | None = None,
+                 batch: int = 500) -> None:
         super().__init__(name)
+        # pika logs every lost connection as an error; this module reports them itself.
+        logging.getLogger("pika").addHandler(logging.NullHandler())
+        self.batch_size = batch
         self.url = url
         self.exchange = exchange
         self.timeout = timeout
@@ -46,10 +56,15 @@ class RabbitMQDestination(Destination):
             raise RetainerError(f"destination '{name}' needs pika", location=location,
                                 hint="pip install 'retainer[rabbitmq]'") from None
         return cls(name, settings.url, exchange=settings.exchange, timeout=settings.timeout,
-                   policy=RetryPolicy(settings.retries, settings.backoff))
+                   policy=RetryPolicy(settings.retries, settings.backoff),
+                   batch=settings.batch)
 
     def deliver(self, stream: str, records: Sequence[Record]) -> None:
         import pika.exceptions as errors
+        from pika.adapters.utils.connection_workflow import (
+            AMQPConnectionWorkflowFailed,
+            AMQPConnectorException,
+        )
 
         pending = list(records)
         last = ""
@@ -57,10 +72,17 @@ class RabbitMQDestination(Destination):
             try:
                 channel = self._channel()
                 while pending:
-                    channel.basic_publish(self.exchange, stream, _body(stream, pending[0]),
-                                          _properties(pending[0]), mandatory=True)
+                    self._publish(channel, stream, pending[0])
                     pending.pop(0)  # confirmed: never published again by this call
                 return
+            except _NoConfirm:
+                self._reset()
+                last = (f"the broker at {_safe(self.url)} did not confirm within "
+                        f"{self.timeout:g}s")
+            except (AMQPConnectorException, AMQPConnectionWorkflowFailed):
+                self._reset()  # pika's own text here is a wall of socket details
+                last = (f"the broker at {_safe(self.url)} did not complete the connection "
+                        f"within {self.timeout:g}s")
             except errors.UnroutableError:
                 last = (f"no queue is bound to exchange '{self.exchange}' for routing key "
                         f"'{stream}', so the broker would drop the messages")
@@ -80,6 +102,24 @@ class RabbitMQDestination(Destination):
     def close(self) -> None:
         self._reset()
 
+    def _publish(self, channel: Any, stream: str, record: Record) -> None:
+        """Publish one message and wait for its confirm, at most `timeout` seconds.
+
+        The blocking adapter has no deadline of its own (a hung broker is noticed only by
+        heartbeats, many seconds later), so a timer on the connection's I/O loop ends the
+        stream when the confirm is late; the wait then fails like a lost connection."""
+        impl = self.connection._impl  # the I/O loop runs its timers while we wait
+
+        def expire() -> None:
+            impl._terminate_stream(_NoConfirm())
+
+        timer = impl._adapter_call_later(self.timeout, expire)
+        try:
+            channel.basic_publish(self.exchange, stream, _body(stream, record),
+                                  _properties(record), mandatory=True)
+        finally:
+            impl._adapter_remove_timeout(timer)
+
     def _channel(self) -> Any:
         import pika
 
@@ -91,6 +131,7 @@ class RabbitMQDestination(Destination):
             parameters.stack_timeout = self.timeout
             parameters.blocked_connection_timeout = self.timeout
             parameters.connection_attempts = 1
+            parameters.heartbeat = max(1, math.ceil(self.timeout))
             self.connection = pika.BlockingConnection(parameters)
             self.channel = self.connection.channel()
             self.channel.confirm_delivery()

@@ -658,6 +658,7 @@ class PostgresDestination(Model):
     timeout: float = Field(default=30, gt=0)     # seconds to connect, wait for a lock, write
     retries: int = Field(default=3, ge=0)        # per batch, reconnecting each time
     backoff: float = Field(default=1, ge=0)      # seconds before the first retry, doubling
+    batch: int = Field(default=1000, ge=1)       # rows per transaction
 
 
 class WebhookDestination(Model):
@@ -684,6 +685,7 @@ class RabbitMQDestination(Model):
     timeout: float = Field(default=10, gt=0)     # seconds to connect and for each confirm
     retries: int = Field(default=3, ge=0)        # per batch, reconnecting each time
     backoff: float = Field(default=1, ge=0)      # seconds before the first retry, doubling
+    batch: int = Field(default=500, ge=1)        # messages per recorded batch
 
 
 Destination = Annotated[PostgresDestination | WebhookDestination | FilesDestination
