@@ -66,8 +66,9 @@ def make_project(write_project: Callable[..., Path]) -> Writer:
     """A project with the segments above plus `playbooks` (YAML text), run on `runs`."""
 
     def make(playbooks: str, runs: tuple[str, ...] = ("baseline", "second"),
-             project: str = PROJECT, data: dict[str, str] | None = None) -> Path:
-        root = write_project(project, {"segments.yml": SEGMENTS, "playbooks.yml": playbooks},
+             project: str = PROJECT, data: dict[str, str] | None = None,
+             segments: str = SEGMENTS) -> Path:
+        root = write_project(project, {"segments.yml": segments, "playbooks.yml": playbooks},
                              {**DATA, **(data or {})})
         for name in runs:
             Project(root).run(DAYS[name])
@@ -101,12 +102,14 @@ def decision_rows(root: Path) -> list[dict[str, Any]]:
 
 class Receiver:
     """A webhook endpoint on 127.0.0.1: answers each request with the next status from
-    `script` (then 200), and keeps every request body it accepted."""
+    `script` (then 200), and keeps every request body it accepted. A 0 in the script hangs
+    the request until `release()` (then answers 503)."""
 
     def __init__(self) -> None:
         self.script: list[int] = []
         self.requests: list[dict[str, Any]] = []
         self.accepted: list[dict[str, Any]] = []
+        self.released = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -114,6 +117,9 @@ class Receiver:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 receiver.requests.append(body)
                 status = receiver.script.pop(0) if receiver.script else 200
+                if status == 0:
+                    receiver.released.wait(60)
+                    status = 503
                 if status < 300:
                     receiver.accepted.append(body)
                 self.send_response(status)
@@ -134,7 +140,11 @@ class Receiver:
     def records(self) -> list[dict[str, Any]]:
         return [r for body in self.accepted for r in body["records"]]
 
+    def release(self) -> None:
+        self.released.set()
+
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 

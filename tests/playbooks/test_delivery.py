@@ -3,9 +3,13 @@ retried by the next act without duplicating anything, refusals, and giving up.""
 
 from __future__ import annotations
 
-from pathlib import Path
+import signal
+import subprocess
+import time
 
+from retainer.project import Project
 from tests.playbooks.conftest import Receiver, Writer, act_on, decision_rows, ledger_rows
+from tests.playbooks.test_cli import RETAINER
 
 
 def hooks(receiver: Receiver, max_attempts: int = 5) -> tuple[str, str]:
@@ -82,15 +86,21 @@ def test_a_failed_delivery_is_retried_by_the_next_act_exactly_once(
     assert third.retried == 0 and len(receiver.records()) == 4
 
 
-def test_a_receiver_that_is_down_then_up(make_project: Writer, tmp_path: Path) -> None:
+def test_a_receiver_that_is_down_then_up(make_project: Writer, receiver: Receiver) -> None:
     down = Receiver()
-    url = down.url
     down.close()                            # nothing listens on that port now
     project, playbooks = hooks(down)
-    root = make_project(playbooks.replace(down.url, url), project=project)
+    root = make_project(playbooks, project=project)
     report = act_on(root)
     assert not report.ok and "cannot reach" in report.dispatched.failures[0]
     assert {r["status"] for r in ledger_rows(root)} == {"failed"}
+    # The destination comes back (at another address): the next act delivers everything.
+    playbook_file = root / "rulebook" / "playbooks.yml"
+    playbook_file.write_text(playbook_file.read_text().replace(down.url, receiver.url))
+    again = act_on(root)
+    assert again.ok and again.retried == 4
+    assert {(r["status"], r["attempts"]) for r in ledger_rows(root)} == {("sent", 2)}
+    assert len(receiver.records()) == 4
 
 
 def test_a_refusal_is_not_retried_and_attempts_run_out(make_project: Writer,
@@ -110,3 +120,34 @@ def test_a_refusal_is_not_retried_and_attempts_run_out(make_project: Writer,
     assert rows["message"]["status"] == "rejected"
     assert rows["message"]["error"].startswith("gave up after 2 attempts")
     assert act_on(root).retried == 0
+
+
+def test_an_act_killed_mid_delivery_is_finished_by_the_next(make_project: Writer,
+                                                           receiver: Receiver) -> None:
+    project, playbooks = hooks(receiver)
+    root = make_project(playbooks, project=project)
+    receiver.script = [0]                  # the first request hangs
+    process = subprocess.Popen([RETAINER, "act", "-p", str(root)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert receiver.requests, "the act never reached the receiver"
+        process.send_signal(signal.SIGKILL)  # killed while the destination is answering
+        process.wait(30)
+    finally:
+        receiver.release()
+        if process.poll() is None:
+            process.kill()
+    rows = ledger_rows(root)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"planned"}
+    assert receiver.accepted == []
+    finished = act_on(root)
+    assert finished.ok and finished.written == 0 and finished.retried == 4
+    assert {r["status"] for r in ledger_rows(root)} == {"sent"}
+    assert sorted(r["key"] for r in receiver.records()) == sorted(r["action_key"]
+                                                                   for r in rows)
+    with Project(root).store() as store:
+        acts = store.backend.fetch("SELECT act_id, status FROM acts ORDER BY act_id")
+    assert acts == [(1, "interrupted"), (2, "succeeded")]

@@ -64,6 +64,10 @@ def _print_act(report: Any, rows: list[dict[str, Any]], items: list[dict[str, An
         retried = f", {report.retried} pending from earlier acts" if report.retried else ""
         console.print(f"[bold]Act {report.act_id} {head}[/] — {report.written} new ledger "
                       f"row(s){retried}")
+    if report.stale:
+        errors.print("[yellow]note:[/] the latest run was computed by another version of the "
+                     "rulebook; 'retainer run' first to act on the current segments",
+                     highlight=False)
     # Only the outcomes that happened get a column: the table stays readable when narrow.
     shown = [c for c in (rows[0] if rows else {}) if c in ("playbook", "fire")
              or any(row[c] for row in rows)]

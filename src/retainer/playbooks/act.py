@@ -33,11 +33,16 @@ class ActReport:
     dispatched: DispatchReport = field(default_factory=DispatchReport)
     retried: int = 0                                    # pending rows of earlier acts
     consent: dict[str, str] = field(default_factory=dict)   # dry run: key → preview
+    rulebook_hash: str = ""                             # the rulebook that acted
 
     @property
     def ok(self) -> bool:
         return self.dispatched.ok
 
+    @property
+    def stale(self) -> bool:
+        """Whether the latest run was computed by another version of the rulebook."""
+        return self.plan.rulebook_hash != self.rulebook_hash
 
 def check_names(project: Project, names: Sequence[str]) -> None:
     known = list(project.rulebook.playbooks)
@@ -73,7 +78,8 @@ def act(project: Project, *, dry_run: bool = False, playbooks: Sequence[str] = (
         with project.store() as store:
             plan = build_plan(rulebook, store, results, playbooks or None, now)
             if dry_run:
-                return ActReport(plan, True, consent=_preview(project, plan, now))
+                return ActReport(plan, True, consent=_preview(project, plan, now),
+                                 rulebook_hash=rulebook.content_hash)
             return _apply(project, store, plan, now)
     finally:
         results.close()
@@ -106,7 +112,8 @@ def _apply(project: Project, store: Store, plan: ActPlan, now: datetime) -> ActR
                           or type(exc).__name__)
         raise
     retried = sum(1 for e in pending if e.action_key not in fresh)
-    return ActReport(plan, False, act_id, written, report, retried)
+    return ActReport(plan, False, act_id, written, report, retried,
+                     rulebook_hash=rulebook.content_hash)
 
 
 def _preview(project: Project, plan: ActPlan, now: datetime) -> dict[str, str]:

@@ -71,21 +71,22 @@ def _entry(row: Sequence[Any]) -> Entry:
     return Entry(**values)
 
 
-def done_occurrences(store: Store, playbooks: Sequence[str]
+def done_occurrences(store: Store, playbook: str, since: datetime
                      ) -> set[tuple[str, str, str, datetime]]:
-    """(playbook, entity, trigger kind, occurrence) of everything already in the ledger."""
-    if not playbooks:
-        return set()
-    marks = ", ".join("?" for _ in playbooks)
+    """(playbook, entity, trigger kind, occurrence) of a playbook's occurrences from `since`
+    on that are in the ledger already."""
     rows = store.backend.fetch(
         "SELECT DISTINCT playbook, entity_id, trigger_kind, occurrence FROM ledger "
-        f"WHERE playbook IN ({marks})", list(playbooks))
+        "WHERE playbook = ? AND occurrence >= ?", [playbook, since])
     return {(str(a), str(b), str(c), d) for a, b, c, d in rows}
 
 
 def begin_act(store: Store, as_of: datetime, run_id: int | None, started_at: datetime,
               playbooks: Sequence[str], rulebook_hash: str) -> int:
     with store.backend.transaction():
+        # Holding the store means no other act is alive: a 'running' one was killed.
+        store.backend.execute("UPDATE acts SET status = 'interrupted' WHERE status = "
+                              "'running'")
         act_id = int(store.backend.fetch("SELECT coalesce(max(act_id), 0) + 1 FROM acts")
                      [0][0])
         store.backend.execute(

@@ -16,7 +16,7 @@ from typing import Any
 from retainer.errors import Problem, ValidationError
 from retainer.playbooks import ledger
 from retainer.playbooks.actions import Subject, drafts
-from retainer.playbooks.conditions import Condition, compile_when, shown
+from retainer.playbooks.conditions import ACCOUNT_PREFIX, Condition, compile_when, shown
 from retainer.playbooks.keys import action_key, is_held_out
 from retainer.playbooks.limits import Limits, effective_caps, horizon
 from retainer.playbooks.occurrences import (
@@ -86,7 +86,6 @@ def build_plan(rulebook: Rulebook, store: Store, results: Results,
                   if not forgotten(p.contact_id, p.email)}
     ctx = _Context(rulebook, results, as_of, rulebook.config.act.holdout_salt
                    or rulebook.config.name, conditions, stops, people, by_account(people))
-    done = ledger.done_occurrences(store, names)
     caps = rulebook.config.act.caps
     longest = horizon([cooldown_of(p) for p in rulebook.playbooks.values()] + [
         c.per for p in rulebook.playbooks.values()
@@ -94,7 +93,7 @@ def build_plan(rulebook: Rulebook, store: Store, results: Results,
     limits = Limits.read(store, as_of - longest)
     items: list[Item] = []
     for name in names:
-        items += _playbook_items(ctx, store, name, done, limits)
+        items += _playbook_items(ctx, store, name, limits)
     return ActPlan(as_of, results.run.run_id, results.run.rulebook_hash, tuple(names),
                    tuple(items), planned_at)
 
@@ -158,8 +157,7 @@ def _stop_states(rulebook: Rulebook, results: Results, conditions: dict[str, Con
     return stops
 
 
-def _playbook_items(ctx: _Context, store: Store, name: str,
-                    done: set[tuple[str, str, str, datetime]], limits: Limits) -> list[Item]:
+def _playbook_items(ctx: _Context, store: Store, name: str, limits: Limits) -> list[Item]:
     playbook = ctx.rulebook.playbooks[name]
     level = playbook.entity
     condition = ctx.conditions.get(name)
@@ -169,13 +167,14 @@ def _playbook_items(ctx: _Context, store: Store, name: str,
     else:
         found = [condition_occurrence(e, ctx.as_of) for e in sorted(holding or ())]
     rows = ctx.results.rows(level, {o.entity_id for o in found})
+    done = ledger.done_occurrences(store, name, min(o.at for o in found)) if found else set()
     items: list[Item] = []
     for occurrence in found:
         row = rows.get(occurrence.entity_id)
         why = occurrence.why
         if condition is not None and row is not None:
-            values = ", ".join(f"{c.removeprefix('account__')} = {shown(row.get(c))}"
-                               for c in condition.columns)
+            values = ", ".join(f"{c.replace(ACCOUNT_PREFIX, 'account.', 1)} = "
+                               f"{shown(row.get(c))}" for c in condition.columns)
             why = f"{why}; {values}" if playbook.on is not None else values
         items += _occurrence_items(ctx, name, playbook, occurrence, row, why,
                                    holding, done, limits)
