@@ -194,3 +194,54 @@ def test_lineage_of_the_demo_stays_inside_its_sources(demo_project: tuple[Path, 
         for field in used:
             assert catalog.has(field.source, field.column), (element, field)
     assert Field("surveys", "score") in found[Element("band", "health_band")]
+
+
+ACTIONS = """
+destinations:
+  outbox: {type: files, dir: outbox}
+playbooks:
+  welcome:
+    purpose: success
+    on: {enter: lifecycle.new}
+    actions:
+      - task: {title: "Welcome {name}", owner: name}
+      - message: {to: outbox, template: hi, roles: [executive], fields: [logins_30d],
+                  contact_fields: [nickname]}
+  nudge:
+    purpose: success
+    entity: contact
+    when: "contact_logins = 0 and account.busy > 1"
+    actions:
+      - webhook: {to: outbox, fields: [champion]}
+syncs:
+  people: {to: outbox, entity: contact, columns: [contact_logins], where: "role = 'manager'"}
+  accounts_out: {to: outbox}
+"""
+
+
+def test_what_playbooks_and_syncs_depend_on(write_project: ProjectWriter) -> None:
+    project_text = BASE_PROJECT.replace("role: role}", "role: role, email: email}")
+    contacts = "contact_id,account_id,role,email,nickname\nc1,a1,practitioner,a@x.org,A\n"
+    root = write_project(project_text, rulebook={"rules.yml": RULEBOOK, "act.yml": ACTIONS},
+                         data={"contacts.csv": contacts})
+    project = Project(root)
+    found = field_lineage(project.rulebook, project.catalog())
+    tenure = fields("accounts.created_at")
+    logins = fields("events.account_id", "events.name", "events.ts")
+    per_contact = fields("events.name", "events.ts", "events.user_id")
+    rollup = per_contact | fields("contacts.account_id", "contacts.role")
+    people = fields("contacts.contact_id", "contacts.account_id", "contacts.email")
+    # The trigger's segment, the task's title and owner (an account column), and the
+    # message's recipients (by role, with their address), merge and contact fields.
+    assert found[Element("playbook", "welcome")] == (
+        fields("accounts.account_id", "accounts.name", "contacts.role", "contacts.nickname")
+        | tenure | logins | people)
+    # A contact playbook reads the contact's results and, as `account.`, its account's;
+    # the webhook names the contact it is about.
+    assert found[Element("playbook", "nudge")] == (
+        people | per_contact | logins | rollup)
+    assert found[Element("sync", "people")] == per_contact | fields(
+        "contacts.contact_id", "contacts.account_id", "contacts.role")
+    # A sync without columns sends every segment, tag and the health score of its entity.
+    assert found[Element("sync", "accounts_out")] == (
+        fields("accounts.account_id") | tenure | logins | rollup)
