@@ -21,6 +21,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for case in CASES:
         terminalreporter.write_line(
             f"  {case.destination:<9} {case.fault:<58} "
-            f"{'failed loudly' if case.failed_first else 'recovered in-sync':<17} "
+            f"{'killed' if case.killed else 'failed loudly' if case.failed_first else 'recovered in-sync':<17} "
             f"{'exact' if case.exact_after else 'NOT EXACT'}"
             + (f", {case.duplicates} duplicate(s)" if case.duplicates else ""))

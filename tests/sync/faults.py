@@ -26,6 +26,7 @@ class FaultCase:
     failed_first: bool      # the faulty sync reported a failure (or recovered by itself)
     exact_after: bool       # the destination held exactly the expected state afterwards
     duplicates: int = 0     # raw duplicate deliveries (messages) observed
+    killed: bool = False    # the faulty sync was a process killed with SIGKILL
 
 
 CASES: list[FaultCase] = []

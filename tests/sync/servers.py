@@ -87,6 +87,7 @@ class Proxy:
     port: int = 0
     refuse: bool = False
     stall: bool = False                    # hold everything sent upstream (a hung server)
+    delay: float = 0.0                     # seconds added to every chunk sent upstream
     cut_after_bytes: int | None = None     # drop connections once this much went upstream
     sent: int = 0
     accepted: int = 0                      # connections made through the proxy
@@ -115,6 +116,8 @@ class Proxy:
                     if not data:
                         return
                     other = upstream if end is client else client
+                    if end is client and self.delay:
+                        time.sleep(self.delay)
                     if end is client:
                         with self.lock:
                             self.sent += len(data)

@@ -181,3 +181,17 @@ def test_a_sync_reports_a_destination_it_cannot_open(write_project: ProjectWrite
         [entry] = state.log(store)
         assert entry.status == "failed" and entry.pending == 2
         assert state.known_state(store, "accounts") == {}
+
+
+def test_where_is_checked_against_the_published_types(write_project: ProjectWriter) -> None:
+    root = make_project(write_project, """
+    destinations:
+      out: {type: files, dir: out}
+    syncs:
+      many: {to: out, where: "logins_30d > 'many'"}
+    """, count=2)
+    Project(root).run(DAY)
+    with pytest.raises(RetainerError, match="compares a number with a text") as raised:
+        sync(root)
+    location = raised.value.problem.location
+    assert location is not None and (location.file.name, location.line) == ("syncs.yml", 4)

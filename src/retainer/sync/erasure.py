@@ -3,8 +3,8 @@
 For every sync of the entity's level: records the destination holds for the entity are
 deleted there (a files or PostgreSQL row is removed; a webhook receiver gets a `delete`
 record it must honour; RabbitMQ consumers get a `delete` message), then forgotten in
-`sync_state` along with any dead letter holding the entity's data. A `changes` sync sends
-one erasure message, since what it sent before is a stream, not a state.
+`sync_state` along with any dead letter holding the entity's data. A `changes` sync sends a
+delete for every message it sent about the entity, then one erasure message.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ def forget_entity(rulebook: Rulebook, store: Store, entity_id: str,
             continue
         stream = stream_of(name, sync)
         if sync.mode == "changes":
-            records = [Record(erasure_key(entity_id), entity_id,
-                              {"level": level, "change": "erased"},
-                              op="delete")]
+            # Every message sent about the entity is withdrawn (a files or PostgreSQL
+            # destination drops its rows), then one message says the entity is erased.
+            records = [*(Record(key, entity_id, op="delete") for key in held),
+                       Record(erasure_key(entity_id), entity_id,
+                              {"level": level, "change": "erased"}, op="delete")]
         else:
             records = [Record(key, entity_id, op="delete") for key in held]
         try:
@@ -59,7 +61,7 @@ def forget_entity(rulebook: Rulebook, store: Store, entity_id: str,
         if sync.mode == "changes":
             what = f"sent an erasure message to {stream}"
             if held:
-                what += f" and forgot {len(held)} sent message(s)"
+                what += f", withdrawing {len(held)} earlier message(s)"
         else:
             what = f"deleted {len(held)} record(s) from {stream}"
         outcomes.append((name, what))

@@ -67,11 +67,11 @@ def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Publ
     settings = rulebook.destinations.get(sync.to)
     kind = settings.type if settings is not None else "?"
     stream = stream_of(name, sync)
-    known = {} if full else state.known_state(store, name)
     failed = {d.record_key for d in state.dead_letters(store, name)}
     base = SyncPlan(name, sync, sync.to, kind, stream, run, full=full)
     if sync.mode == "changes":
-        return _plan_changes(rulebook, store, base, known, failed)
+        return _plan_changes(rulebook, store, base, failed)
+    known = {} if full else state.known_state(store, name)
     wanted = current_records(rulebook, name, sync, results, run)
     hashes = {r.key: row_hash(sync.to, stream, r.payload) for r in wanted}
     upserts = tuple(r for r in wanted if known.get(r.key) is None
@@ -88,13 +88,14 @@ def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Publ
                                              if k in pending}, full=full)
 
 
-def _plan_changes(rulebook: Rulebook, store: Store, base: SyncPlan,
-                  known: Mapping[str, state.Known], failed: set[str]) -> SyncPlan:
+def _plan_changes(rulebook: Rulebook, store: Store, base: SyncPlan, failed: set[str]
+                  ) -> SyncPlan:
     latest = store.latest_as_of()
     # A new changes sync starts with the latest run's changes, not all of history.
     start = None if base.full else state.cursor(store, base.name) or latest
     if latest is None:
         return base
+    known = {} if base.full else state.known_state(store, base.name, since=start)
     changes = changes_since(store, rulebook, base.sync, start)
     key_column = key_columns(rulebook, base.sync.entity)[0]
     messages = tuple(c.record(base.sync.entity, key_column) for c in changes

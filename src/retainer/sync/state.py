@@ -62,10 +62,16 @@ def _literal(value: str) -> exp.Expr:
     return exp.Literal.string(value)
 
 
-def known_state(store: Store, sync: str) -> dict[str, Known]:
-    rows = store.backend.fetch(
-        exp.select("record_key", "entity_id", "row_hash", "payload").from_("sync_state")
-        .where(exp.column("sync").eq(_literal(sync))))
+def known_state(store: Store, sync: str, since: datetime | None = None) -> dict[str, Known]:
+    """What the destination holds; for a changes sync, the messages sent about changes at
+    or after `since`."""
+    query = (exp.select("record_key", "entity_id", "row_hash", "payload").from_("sync_state")
+             .where(exp.column("sync").eq(_literal(sync))))
+    if since is not None:
+        query = query.where(exp.GTE(this=exp.column("changed_at"),
+                                    expression=exp.cast(exp.Literal.string(
+                                        since.isoformat(sep=" ")), "TIMESTAMP")))
+    rows = store.backend.fetch(query)
     return {str(key): Known(str(entity), str(digest), json.loads(payload) if payload else None)
             for key, entity, digest, payload in rows}
 
@@ -77,13 +83,12 @@ def cursor(store: Store, sync: str) -> datetime | None:
 
 
 def move_cursor(store: Store, sync: str, position: datetime, now: datetime) -> None:
-    """Every change before `position` is delivered: forget the keys sent before it."""
+    """Every change before `position` is delivered: later syncs look from there on. The
+    keys sent stay in `sync_state`: an erasure must find every message about a person."""
     with store.backend.transaction():
         store.backend.execute("DELETE FROM sync_cursors WHERE sync = ?", [sync])
         store.backend.execute("INSERT INTO sync_cursors VALUES (?, ?, ?)",
                               [sync, position, now])
-        store.backend.execute("DELETE FROM sync_state WHERE sync = ? AND changed_at < ?",
-                              [sync, position])
 
 
 def confirm(store: Store, sync: str, records: Sequence[Record], hashes: dict[str, str],

@@ -79,7 +79,7 @@ def _columns(rulebook: Rulebook, name: str, sync: Sync, columns: dict[str, Type]
             if column not in followed:
                 found.append(Problem(
                     f"sync '{name}' sends segment changes, and '{column}' is not a "
-                    f"{sync.entity} dimension or tag", origin.at("columns", index),
+                    f"dimension or tag of {sync.entity}s", origin.at("columns", index),
                     did_you_mean(column, followed) or "list dimensions and tags to follow "
                     "(default: all of them)"))
         if sync.where is not None:

@@ -1,0 +1,84 @@
+"""forget_entity: what syncs delivered about a person is taken back from the destinations
+and forgotten by the store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from retainer.destinations.files import FilesDestination
+from retainer.project import Project
+from retainer.sync import state
+from retainer.sync.erasure import forget_entity
+from tests.conftest import ProjectWriter
+from tests.sync.faults import sync_once
+from tests.sync.project import DAY, make_project, rerun
+from tests.sync.receiver import Receiver, free_port, running
+
+
+def syncs(url: str) -> str:
+    return f"""
+    destinations:
+      out: {{type: files, dir: out, format: csv}}
+      hook: {{type: webhook, url: "{url}", retries: 0}}
+    syncs:
+      people: {{to: out, entity: contact, mode: mirror}}
+      people_hook: {{to: hook, entity: contact}}
+      people_moves: {{to: out, entity: contact, mode: changes}}
+      accounts: {{to: out}}
+    """
+
+
+def test_forget_a_contact_everywhere(write_project: ProjectWriter) -> None:
+    with running(Receiver()) as server:
+        root = make_project(write_project, syncs(server.url), count=3)
+        Project(root).run(DAY)
+        assert {r.status for r in sync_once(root)} == {"succeeded"}
+        files = FilesDestination("out", root / "out", "csv")
+        assert "a01-c1" in files.read("people") and "a01-c1" in server.state
+        project = Project(root)
+        with project.store() as store:
+            outcomes = dict(forget_entity(project.rulebook, store, "a01-c1", "contact"))
+            assert state.held_by_entity(store, "people", "a01-c1") == []
+            assert state.held_by_entity(store, "people_hook", "a01-c1") == []
+            assert state.held_by_entity(store, "people_moves", "a01-c1") == []
+            assert "a01-c2" in state.known_state(store, "people")
+        assert outcomes == {
+            "people": "deleted 1 record(s) from people",
+            "people_hook": "deleted 1 record(s) from people_hook",
+            "people_moves": "sent an erasure message to people_moves, withdrawing 1 "
+                            "earlier message(s)"}
+    assert "a01-c1" not in files.read("people") and "a01-c2" in files.read("people")
+    assert "a01-c1" not in server.state and server.stored[-1].body["records"] == [
+        {"key": "a01-c1", "entity_id": "a01-c1", "op": "delete", "payload": {}}]
+    moves = files.read("people_moves")
+    assert not [k for k, row in moves.items() if row["entity_id"] == "a01-c1"]
+    assert [k for k, row in moves.items() if row["entity_id"] == "a02-c1"]
+
+
+def test_a_failed_erasure_is_reported_and_kept(write_project: ProjectWriter) -> None:
+    port = free_port()
+    with running(port=port):
+        root = make_project(write_project, syncs(f"http://127.0.0.1:{port}/hook"), count=2)
+        Project(root).run(DAY)
+        sync_once(root)
+    project = Project(root)                      # the receiver is gone now
+    with project.store() as store:
+        outcomes = dict(forget_entity(project.rulebook, store, "a01-c1", "contact"))
+        assert outcomes["people_hook"].startswith("failed: destination 'hook' failed")
+        assert state.held_by_entity(store, "people_hook", "a01-c1") == ["a01-c1"]
+        assert state.held_by_entity(store, "people", "a01-c1") == []
+
+
+def test_an_erased_entity_is_not_sent_again_by_mirror(write_project: ProjectWriter) -> None:
+    with running(Receiver()) as server:
+        root = make_project(write_project, syncs(server.url), count=2)
+        Project(root).run(DAY)
+        sync_once(root)
+        project = Project(root)
+        with project.store() as store:
+            forget_entity(project.rulebook, store, "a02", "account")
+        # The account leaves the sources as well (the privacy side suppresses it).
+        rerun(root, 2, day=DAY + timedelta(days=1), gone=("a02",))
+        results = {r.plan.name: r for r in sync_once(root)}
+    assert results["accounts"].upserted == 0 and results["accounts"].deleted == 0
+    assert "a02" not in FilesDestination("out", root / "out", "csv").read("accounts")
