@@ -25,7 +25,8 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
            ] = None,
            project: ProjectOption = Path("."),
            yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
-           dry_run: Annotated[bool, typer.Option(help="show what would be removed")] = False
+           dry_run: Annotated[bool, typer.Option(
+               "--dry-run", help="show what would be removed; change nothing")] = False
            ) -> None:
     """Erase a person: history, results, exports and synced records go; the action ledger
     and decision log keep a salted-hash tombstone; later runs leave the person out."""

@@ -135,32 +135,33 @@ def apply_erasure(project: Project, plan: ErasurePlan) -> ErasureReport:
     subject = plan.subject
     ids = subject.contact_ids
     now = utc_now()
-    with project.store() as store:
-        with store.backend.transaction():
-            salt = store_salt(store, create=True)
-            assert salt is not None
-            if ids:
-                store.backend.execute(exp.delete("memberships", where=exp.and_(
-                    exp.column("level").eq(exp.Literal.string("contact")),
-                    _among("entity_id", ids))))
-            delivered = [*plan.pending, *_anonymise_actions(store, ids, salt)]
-            # What was delivered with their data is kept with the tombstones until it is
-            # deleted at its destination, so a later attempt can finish the job.
-            for digest, kind in _subjects(salt, subject):
-                write_tombstone(store, digest, kind, now,
-                                _summary(plan, [], delivered, finished=False))
-        engine = DuckDBEngine(project.output_database) \
-            if project.output_database.exists() else None
-        try:
+    # The results are opened first: a run in progress holds them, and then nothing changes.
+    engine = DuckDBEngine(project.output_database) \
+        if project.output_database.exists() else None
+    try:
+        with project.store() as store:
+            with store.backend.transaction():
+                salt = store_salt(store, create=True)
+                assert salt is not None
+                if ids:
+                    store.backend.execute(exp.delete("memberships", where=exp.and_(
+                        exp.column("level").eq(exp.Literal.string("contact")),
+                        _among("entity_id", ids))))
+                delivered = [*plan.pending, *_anonymise_actions(store, ids, salt)]
+                # What was delivered with their data is kept with the tombstones until it
+                # is deleted at its destination, so a later attempt can finish the job.
+                for digest, kind in _subjects(salt, subject):
+                    write_tombstone(store, digest, kind, now,
+                                    _summary(plan, [], delivered, finished=False))
             if engine is not None:
                 outputs.remove_rows(engine, _key(project), ids)
                 outputs.rewrite_exports(engine, project.export_dir)
-        finally:
-            if engine is not None:
-                engine.close()
-        results = propagate(project.rulebook, store, ids, delivered)
-        left = [o.delivered for o in results if not o.ok and o.delivered is not None]
-        _record(store, salt, plan, results, left, finished=True)
+            results = propagate(project.rulebook, store, ids, delivered)
+            left = [o.delivered for o in results if not o.ok and o.delivered is not None]
+            _record(store, salt, plan, results, left, finished=True)
+    finally:
+        if engine is not None:
+            engine.close()
     return ErasureReport(plan, results)
 
 

@@ -65,6 +65,8 @@ def exported_files(export_dir: Path) -> list[Path]:
 def rewrite_exports(engine: DuckDBEngine, export_dir: Path) -> list[Path]:
     """Write the contact exports again from the published table (which no longer holds
     the person) and move each into place."""
+    for stale in export_dir.glob(f"contact_results.*{PARTIAL_SUFFIX}"):
+        stale.unlink()  # left by an attempt that was killed while writing
     files = exported_files(export_dir)
     if not files or "contact_results" not in _tables(engine):
         return []
