@@ -162,7 +162,9 @@ def _action_lines(record: dict[str, Any]) -> tuple[Text, str]:
     head.append(record["status"], style=_STYLE.get(record["status"], ""))
     head.append(f"  {record['action']}: {record['what']} → {record['to']}")
     detail = record["reason"] or ""
-    if record["error"]:
+    if record["error"] and record["status"] == "suppressed":
+        detail += f"\nconsent: {record['error']}"
+    elif record["error"]:
         detail += f"\nerror (attempt {record['attempts']}): {record['error']}"
     return head, detail
 

@@ -88,7 +88,8 @@ def dispatch(rulebook: Rulebook, store: Store, entries: Sequence[Entry], act_id:
             allowed.append(entry)
         else:
             suppressed.append((entry, decision))
-    _finish(ctx, [(e, "suppressed", None) for e, _ in suppressed], decisions, report)
+    # The gate's reason goes with the row, so the ledger says why nothing was sent.
+    _finish(ctx, [(e, "suppressed", d.reason) for e, d in suppressed], decisions, report)
     groups: dict[tuple[str | None, str | None], list[Entry]] = {}
     for entry in allowed:
         groups.setdefault((entry.destination, entry.stream), []).append(entry)
@@ -169,7 +170,8 @@ def _finish(ctx: _Context, rows: list[tuple[Entry, str, str | None]],
                                 playbook=entry.playbook, account_id=entry.account_id,
                                 contact_id=entry.contact_id,
                                 rulebook_hash=ctx.rulebook.content_hash, act_id=ctx.act_id,
-                                note=f"delivery failed: {error}" if error else None))
+                                note=f"delivery failed: {error}" if error and
+                                status != "suppressed" else None))
     with ctx.store.backend.transaction():
         ledger.set_status(ctx.store, updates)
         log.append(ctx.store, logged)
