@@ -245,3 +245,43 @@ def test_what_playbooks_and_syncs_depend_on(write_project: ProjectWriter) -> Non
     # A sync without columns sends every segment, tag and the health score of its entity.
     assert found[Element("sync", "accounts_out")] == (
         fields("accounts.account_id") | tenure | logins | rollup)
+
+
+def test_validate_and_lineage_commands_show_the_refused_field(write_project: ProjectWriter
+                                                              ) -> None:
+    import subprocess
+    import sys
+    consents = "  consents: {kind: consents, from: data/consents.csv, contact: contact_id, " \
+               "time: recorded_at}\n"
+    root = write_project(PURPOSE_PROJECT + consents, rulebook={"activation.yml": ACTIVATION},
+                         data={"tickets.csv": TICKETS, "consents.csv": "contact_id,purpose,"
+                               "channel,status,legal_basis,jurisdiction,recorded_at,source\n"})
+    command = str(Path(sys.executable).parent / "retainer")
+
+    def retainer(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([command, *args, "-p", str(root)], capture_output=True,
+                              text=True, timeout=120, env={"COLUMNS": "200",
+                                                           "PATH": "/usr/bin:/bin"})
+        assert "Traceback" not in done.stdout + done.stderr
+        return done
+
+    done = retainer("validate")
+    assert done.returncode == 2
+    assert "2 problem(s) in the project:" in done.stderr
+    assert "playbook 'winback' (purpose marketing) uses tickets.body" in done.stderr
+    overview = retainer("lineage").stdout
+    assert "playbook winback (purpose marketing): 6 source fields, 1 not allowed for " \
+           "marketing" in overview
+    assert "  tickets: account_id, body ✗, opened_at" in overview
+    assert "sync desk (purpose support): 4 source fields\n" in overview
+    field = retainer("lineage", "tickets.body").stdout
+    assert "tickets.body is used by 7 element(s)" in field
+    assert "  playbook winback  (through segment mood.calm → segment mood.upset → trait " \
+           "refund_asks)" in field
+    one = retainer("lineage", "refund_asks").stdout
+    assert "trait refund_asks depends on 3 source field(s)" in one
+    assert "  tickets.body  for support  (contract, help desk)\n      directly" in one
+    unknown = retainer("lineage", "refund_ask")
+    assert unknown.returncode == 1
+    assert "no trait, segment, tag, health, playbook or sync named 'refund_ask'" in \
+        unknown.stderr and "did you mean 'refund_asks'?" in unknown.stderr
