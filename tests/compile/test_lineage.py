@@ -3,6 +3,8 @@ the purpose check that refuses a playbook or sync using a field not allowed for 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -249,8 +251,6 @@ def test_what_playbooks_and_syncs_depend_on(write_project: ProjectWriter) -> Non
 
 def test_validate_and_lineage_commands_show_the_refused_field(write_project: ProjectWriter
                                                               ) -> None:
-    import subprocess
-    import sys
     consents = "  consents: {kind: consents, from: data/consents.csv, contact: contact_id, " \
                "time: recorded_at}\n"
     root = write_project(PURPOSE_PROJECT + consents, rulebook={"activation.yml": ACTIVATION},
