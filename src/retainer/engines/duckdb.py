@@ -162,8 +162,47 @@ class DuckDBEngine(Engine):
         reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[fmt]
         args: list[exp.Expr] = [exp.Literal.string(str(path))]
         if fmt == "csv":
-            args.append(exp.PropertyEQ(this=exp.to_identifier("header"), expression=exp.true()))
+            args.append(_option("header", exp.true()))
+            args += self._sniffed(path)
         return exp.Table(this=exp.Anonymous(this=reader, expressions=args)), source.from_
+
+    def _sniffed(self, path: Path) -> list[exp.Expr]:
+        """The dialect and column types DuckDB's CSV sniffer finds in one file, as read_csv
+        options with detection off.
+
+        A view over `read_csv` with detection on sniffs the file again every time a
+        statement binds it — creating it, describing it, and every step that reads it, some
+        50-90 ms each for a large file. Sniffed once and spelt out, later binds are free
+        and read the file exactly as detection did. A glob of several files (which the
+        sniffer cannot take) or a file it cannot sniff keeps detection on.
+        """
+        sniff = exp.select(exp.Star()).from_(exp.Table(this=exp.Anonymous(
+            this="sniff_csv", expressions=[exp.Literal.string(str(path)),
+                                           _option("header", exp.true())])))
+        try:
+            found = self.connection.execute(sniff.sql(DIALECT))
+            names = [column[0] for column in found.description or ()]
+            row = found.fetchone()
+        except duckdb.Error:
+            return []
+        if row is None:
+            return []
+        sniffed = dict(zip(names, row, strict=True))
+        columns = exp.Struct(expressions=[
+            exp.PropertyEQ(this=exp.Literal.string(column["name"]),
+                           expression=exp.Literal.string(column["type"]))
+            for column in sniffed["Columns"]])
+        options = [_option("auto_detect", exp.false()), _option("columns", columns),
+                   _option("skip", exp.Literal.number(int(sniffed["SkipRows"])))]
+        for name, field in (("delim", "Delimiter"), ("quote", "Quote"), ("escape", "Escape"),
+                            ("new_line", "NewLineDelimiter"), ("comment", "Comment"),
+                            ("dateformat", "DateFormat"), ("timestampformat",
+                                                           "TimestampFormat")):
+            value = sniffed.get(field)
+            if value is not None:  # the sniffer shows an empty setting as "(empty)"
+                options.append(_option(name, exp.Literal.string(
+                    "" if value == "(empty)" else str(value))))
+        return options
 
     def _create_view(self, view: str, relation: exp.Expr, rulebook: Rulebook,
                      name: str, where: str) -> None:
@@ -360,6 +399,10 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.connection.close()
+
+
+def _option(name: str, value: exp.Expr) -> exp.Expr:
+    return exp.PropertyEQ(this=exp.to_identifier(name), expression=value)
 
 
 def _read_error(rulebook: Rulebook, name: str, where: str, exc: Exception) -> DataError:
