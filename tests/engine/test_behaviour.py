@@ -288,6 +288,28 @@ def test_accounts_created_after_as_of_are_not_part_of_the_run(target: Target) ->
     assert (events["rows_read"], events["unknown_id"], events["after_as_of"]) == (2, 1, 1)
 
 
+def test_a_tie_between_rows_of_one_id_keeps_the_smallest_values(target: Target) -> None:
+    rulebook = """
+        output: {include: [name]}
+        traits:
+          n: {count: events}
+        tags:
+          executive: {entity: contact, when: "role = 'executive' and account.name = 'Acme'"}
+        """
+    given = {"accounts": [
+        {"account_id": "a1", "name": "Zeta", "created_at": datetime(2025, 1, 1)},
+        {"account_id": "a1", "name": "Acme", "created_at": datetime(2025, 1, 1)},
+        {"account_id": "a1", "name": "Older", "created_at": datetime(2024, 1, 1)},
+    ], "contacts": [
+        # Undated rows always tie; a column the run does not read plays no part.
+        {"contact_id": "c1", "email": "a@x", "account_id": "a1", "role": "manager"},
+        {"contact_id": "c1", "email": "z@x", "account_id": "a1", "role": "executive"},
+    ]}
+    assert evaluate(target, rulebook, given, AS_OF)["a1"]["name"] == "Acme"
+    contacts = evaluate(target, rulebook, given, AS_OF, level="contact")
+    assert (contacts["c1"]["role"], contacts["c1"]["executive"]) == ("executive", True)
+
+
 def test_an_unknown_time_zone_name(target: Target) -> None:
     rows = {"accounts": ACCOUNTS, "events": [login("a1", "2026-02-28 10:00:00 Mars/Olympus")]}
     rulebook = "traits: {n: {count: events}}\n"

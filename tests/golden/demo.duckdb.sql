@@ -24,7 +24,7 @@ FROM (
     s.created_at,
     ROW_NUMBER() OVER (
       PARTITION BY s.account_id
-      ORDER BY s.created_at DESC, CAST(s.name AS TEXT) NULLS FIRST, CAST(s.tier AS TEXT) NULLS FIRST, CAST(s.industry AS TEXT) NULLS FIRST, CAST(s.region AS TEXT) NULLS FIRST, CAST(s.owner AS TEXT) NULLS FIRST, CAST(s.seats_purchased AS TEXT) NULLS FIRST, CAST(s.created_at AS TEXT) NULLS FIRST
+      ORDER BY s.created_at DESC, CAST(s.name AS TEXT) NULLS FIRST, CAST(s.tier AS TEXT) NULLS FIRST, CAST(s.owner AS TEXT) NULLS FIRST, CAST(s.seats_purchased AS TEXT) NULLS FIRST, CAST(s.created_at AS TEXT) NULLS FIRST
     ) AS __rank
   FROM src_accounts AS s
   WHERE
@@ -48,7 +48,7 @@ FROM (
     s.role,
     ROW_NUMBER() OVER (
       PARTITION BY s.contact_id
-      ORDER BY s.created_at DESC, CAST(s.account_id AS TEXT) NULLS FIRST, CAST(s.email AS TEXT) NULLS FIRST, CAST(s.name AS TEXT) NULLS FIRST, CAST(s.role AS TEXT) NULLS FIRST, CAST(s.country AS TEXT) NULLS FIRST, CAST(s.state AS TEXT) NULLS FIRST, CAST(s.created_at AS TEXT) NULLS FIRST
+      ORDER BY s.created_at DESC, CAST(s.account_id AS TEXT) NULLS FIRST, CAST(s.role AS TEXT) NULLS FIRST
     ) AS __rank
   FROM src_contacts AS s
   LEFT JOIN stg_identities AS ids
@@ -313,11 +313,6 @@ WITH base AS (
     e.__contact,
     e.__time,
     e.role AS contact__role,
-    a.name AS account__name,
-    a.tier AS account__tier,
-    a.owner AS account__owner,
-    a.seats_purchased AS account__seats_purchased,
-    a.created_at AS account__created_at,
     COALESCE(agg_events_by_contact.contact_logins_30d, 0) AS contact_logins_30d,
     COALESCE(agg_events_by_contact.contact_active_days_30d, 0) AS contact_active_days_30d
   FROM stg_contacts AS e

@@ -25,7 +25,7 @@ FROM (
     s.created_at,
     ROW_NUMBER() OVER (
       PARTITION BY s.account_id
-      ORDER BY s.created_at DESC NULLS LAST, CAST(s.name AS VARCHAR) NULLS FIRST, CAST(s.tier AS VARCHAR) NULLS FIRST, CAST(s.industry AS VARCHAR) NULLS FIRST, CAST(s.region AS VARCHAR) NULLS FIRST, CAST(s.owner AS VARCHAR) NULLS FIRST, CAST(s.seats_purchased AS VARCHAR) NULLS FIRST, CAST(s.created_at AS VARCHAR) NULLS FIRST
+      ORDER BY s.created_at DESC NULLS LAST, CAST(s.name AS VARCHAR) NULLS FIRST, CAST(s.tier AS VARCHAR) NULLS FIRST, CAST(s.owner AS VARCHAR) NULLS FIRST, CAST(s.seats_purchased AS VARCHAR) NULLS FIRST, CAST(s.created_at AS VARCHAR) NULLS FIRST
     ) AS __rank
   FROM src_accounts AS s
   WHERE
@@ -50,7 +50,7 @@ FROM (
     s.role,
     ROW_NUMBER() OVER (
       PARTITION BY s.contact_id
-      ORDER BY s.created_at DESC NULLS LAST, CAST(s.account_id AS VARCHAR) NULLS FIRST, CAST(s.email AS VARCHAR) NULLS FIRST, CAST(s.name AS VARCHAR) NULLS FIRST, CAST(s.role AS VARCHAR) NULLS FIRST, CAST(s.country AS VARCHAR) NULLS FIRST, CAST(s.state AS VARCHAR) NULLS FIRST, CAST(s.created_at AS VARCHAR) NULLS FIRST
+      ORDER BY s.created_at DESC NULLS LAST, CAST(s.account_id AS VARCHAR) NULLS FIRST, CAST(s.role AS VARCHAR) NULLS FIRST
     ) AS __rank
   FROM src_contacts AS s
   LEFT JOIN stg_identities AS ids
@@ -325,11 +325,6 @@ WITH base AS MATERIALIZED (
     e.__contact,
     e.__time,
     e.role AS contact__role,
-    a.name AS account__name,
-    a.tier AS account__tier,
-    a.owner AS account__owner,
-    a.seats_purchased AS account__seats_purchased,
-    a.created_at AS account__created_at,
     COALESCE(agg_events_by_contact.contact_logins_30d, 0) AS contact_logins_30d,
     COALESCE(agg_events_by_contact.contact_active_days_30d, 0) AS contact_active_days_30d
   FROM stg_contacts AS e

@@ -53,6 +53,9 @@ class Context:
     # pipelines carry only those.
     used_columns: dict[str, set[str]] = field(
         default_factory=lambda: {"account": set(), "contact": set()})
+    # The account columns that contact-level expressions read: the only ones the contact
+    # pipeline carries for each of its (many) rows.
+    account_columns_of_contacts: set[str] = field(default_factory=set)
 
     # --- sources -------------------------------------------------------------------------
 

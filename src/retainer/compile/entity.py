@@ -39,7 +39,8 @@ def _base(ctx: Context, level: Entity, passes: list[Pass], nodes: list[Node]) ->
     if level == "contact":
         select = select.select(col(CONTACT, "e"), col(TIME, "e"))
         select = _entity_columns(ctx, select, "contact", "e")
-        select = _entity_columns(ctx, select, "account", "a")
+        select = _entity_columns(ctx, select, "account", "a",
+                                 ctx.account_columns_of_contacts)
         select = select.from_(exp.alias_(exp.to_table(entity), "e")).join(
             exp.alias_(exp.to_table("stg_accounts"), "a"),
             on=col(ACCOUNT, "a").eq(col(ACCOUNT, "e")))
@@ -67,6 +68,8 @@ def _base(ctx: Context, level: Entity, passes: list[Pass], nodes: list[Node]) ->
     return select
 
 
-def _entity_columns(ctx: Context, select: exp.Select, entity: str, table: str) -> exp.Select:
+def _entity_columns(ctx: Context, select: exp.Select, entity: str, table: str,
+                    only: set[str] | None = None) -> exp.Select:
     return select.select(*(alias(col(name, table), f"{entity}__{name}")
-                           for name in entity_columns(ctx, entity)))
+                           for name in entity_columns(ctx, entity)
+                           if only is None or name in only))

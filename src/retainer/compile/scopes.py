@@ -108,6 +108,8 @@ class EntityScope:
         if not ctx.catalog.has(source, name):
             return None
         ctx.used_columns[qualifier].add(name)
+        if qualifier == "account" and self.level == "contact":
+            ctx.account_columns_of_contacts.add(name)
         return Binding(col(f"{qualifier}__{name}"), ctx.catalog.type_of(source, name),
                        f"column:{qualifier}.{name}")
 

@@ -67,8 +67,10 @@ def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
     """One row per entity id, the latest by time up to as_of; rows without an id and rows
     dated after as_of are dropped (an update after as_of is not seen either).
 
-    Ties at the same time are broken by the row's other values, so the kept row does not
-    depend on file order or on the engine.
+    Ties at the same time are broken by the values the row brings into the run, so the
+    kept row does not depend on file order or on the engine. (Tied rows that agree on all of
+    those give the same staged row whichever is kept; sorting on every other column as well
+    would cost a cast and a sort key per column and row.)
     """
     spec = ctx.rulebook.sources[source]
     key_column = spec.key
@@ -82,8 +84,9 @@ def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
         inner = inner.select(alias(resolved_account(ctx, source, spec.account), ACCOUNT))
     columns = entity_columns(ctx, level)
     order = [exp.Ordered(this=time.copy(), desc=True, nulls_first=False)] if spec.time else []
+    kept = {*columns, spec.account} if key_name == CONTACT else set(columns)
     order += [exp.Ordered(this=exp.cast(col(name, "s"), "VARCHAR"), nulls_first=True)
-              for name in ctx.catalog.names(source) if name != key_column]
+              for name in ctx.catalog.names(source) if name in kept]
     rank = exp.Window(this=exp.RowNumber(), partition_by=[key.copy()],
                       order=exp.Order(expressions=order) if order else None)
     inner = (inner.select(alias(time, TIME), *(col(name, "s") for name in columns),
