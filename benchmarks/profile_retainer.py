@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -56,8 +57,8 @@ class RunProfile:
 
     def __init__(self) -> None:
         self.active: list[str] = []
-        self.phases: dict[str, float] = {}
-        self.statements: dict[str, list[tuple[str, float]]] = {}
+        self.phases: dict[str, tuple[float, float]] = {}
+        self.statements: dict[str, list[tuple[str, float, float]]] = {}
 
     def phase(self, label: str, function: F) -> F:
         @functools.wraps(function)
@@ -65,25 +66,27 @@ class RunProfile:
             if self.active:  # nested in another phase: counted there
                 return function(*args, **kwargs)
             self.active.append(label)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 self.active.pop()
-                self.phases[label] = self.phases.get(label, 0.0) + time.perf_counter() - started
+                wall, used = self.phases.get(label, (0.0, 0.0))
+                self.phases[label] = (wall + time.perf_counter() - started,
+                                      used + time.process_time() - cpu)
 
         return wrapper  # type: ignore[return-value]
 
     def statement(self, function: F) -> F:
         @functools.wraps(function)
         def wrapper(engine: Any, sql: str, what: str) -> Any:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 return function(engine, sql, what)
             finally:
                 phase = self.active[-1] if self.active else OUTSIDE
                 self.statements.setdefault(phase, []).append(
-                    (what, time.perf_counter() - started))
+                    (what, time.perf_counter() - started, time.process_time() - cpu))
 
         return wrapper  # type: ignore[return-value]
 
@@ -100,34 +103,48 @@ class RunProfile:
                 setattr(owner, attribute, self.phase(label, getattr(owner, attribute)))
         DuckDBEngine._run = self.statement(DuckDBEngine._run)  # type: ignore[method-assign]
 
-    def print(self, total: float) -> None:
-        def line(seconds: float, name: str) -> None:
-            print(f"{seconds:8.2f} s  {100 * seconds / total:5.1f} %  {name}")
+    def print(self, total: float, total_cpu: float) -> None:
+        """Wall-clock and CPU seconds (all threads) per phase and statement: on a shared
+        machine the CPU column is the steadier one."""
+        def line(seconds: float, cpu: float, name: str) -> None:
+            print(f"{seconds:8.2f} s {cpu:8.2f} s  {100 * seconds / total:5.1f} %  {name}")
 
-        accounted = 0.0
-        for label, seconds in self.phases.items():
-            line(seconds, label)
+        print(f"{'wall':>10} {'CPU':>8}  {'share':>7}")
+        accounted = accounted_cpu = 0.0
+        for label, (seconds, cpu) in self.phases.items():
+            line(seconds, cpu, label)
             accounted += seconds
-            for what, took in sorted(self.statements.get(label, []), key=lambda s: -s[1]):
-                line(took, f"  sql  {what}")
+            accounted_cpu += cpu
+            for what, took, used in sorted(self.statements.get(label, []), key=lambda s: -s[1]):
+                line(took, used, f"  sql  {what}")
         outside = self.statements.get(OUTSIDE, [])
         if outside:
-            line(sum(took for _, took in outside), OUTSIDE)
-            accounted += sum(took for _, took in outside)
-            for what, took in sorted(outside, key=lambda s: -s[1]):
-                line(took, f"  sql  {what}")
-        line(total - accounted, "not attributed (Python, state store, transaction commit)")
-        line(total, "total")
+            line(sum(s[1] for s in outside), sum(s[2] for s in outside), OUTSIDE)
+            accounted += sum(s[1] for s in outside)
+            accounted_cpu += sum(s[2] for s in outside)
+            for what, took, used in sorted(outside, key=lambda s: -s[1]):
+                if took >= 0.005:
+                    line(took, used, f"  sql  {what}")
+        line(total - accounted, total_cpu - accounted_cpu,
+             "not attributed (Python, state store, transaction commit)")
+        line(total, total_cpu, "total")
 
 
 def profile_run(root: Path) -> None:
-    """Time the phases and statements of one full run, as the benchmark runs it."""
+    """Time the phases and statements of one daily run (history holds the previous day), as
+    the benchmark runs it."""
+    seed = root / ".retainer-seed"
+    if not seed.exists():  # the previous day's run, as the benchmark's daily run has it
+        shutil.rmtree(root / ".retainer", ignore_errors=True)
+        Project(root).run(AS_OF - timedelta(days=1))
+        shutil.copytree(root / ".retainer", seed)
+    shutil.rmtree(root / ".retainer", ignore_errors=True)
+    shutil.copytree(seed, root / ".retainer")
     profile = RunProfile()
     profile.install()
-    shutil.rmtree(root / ".retainer", ignore_errors=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     Project(root).run(AS_OF)
-    profile.print(time.perf_counter() - started)
+    profile.print(time.perf_counter() - started, time.process_time() - cpu)
 
 
 def explain(root: Path, target: str) -> None:
