@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from retainer.errors import Problem, ValidationError
@@ -64,7 +64,8 @@ class _Context:
     contacts: dict[str, list[Person]]
 
 
-def cooldown_of(playbook: Playbook) -> Any:
+def cooldown_of(playbook: Playbook) -> timedelta | None:
+    """The playbook's cooldown; one with only `when` gets CONDITION_COOLDOWN by default."""
     if playbook.cooldown is not None:
         return playbook.cooldown
     return CONDITION_COOLDOWN if playbook.on is None else None
