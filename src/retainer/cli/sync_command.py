@@ -106,8 +106,9 @@ def _print_result(result: Any) -> None:
                       highlight=False)
         return
     missing = result.failed + result.pending
+    delivered = f"; {sent}" if result.upserted + result.deleted + result.messages else ""
     errors.print(f"[bold red]✗ sync {plan.name} failed:[/] {missing:,} of "
-                 f"{len(plan.records):,} record(s) not delivered to {target}; {sent}",
+                 f"{len(plan.records):,} record(s) not delivered to {target}{delivered}",
                  highlight=False)
     if result.failed:
         tries = f" after {result.attempts} attempt(s)" if result.attempts else ""
@@ -160,7 +161,8 @@ def _print_log(entries: list[Any]) -> None:
         cells: list[str | Text] = [
             str(e.sync_id), f"{e.sync} → {e.destination}", str(e.run_id or "–"),
             f"{e.started_at:%Y-%m-%d %H:%M}", Text(e.status, style=_STATUS.get(e.status, "")),
-            Text(", ".join(sent) or "nothing new", style="" if sent else "dim")
+            Text(", ".join(sent) or ("nothing delivered" if missing else "nothing new"),
+                 style="" if sent else "dim")
             + Text("; " + ", ".join(missing) if missing else "", style="red")]
         if failures:
             cells.append(Text(e.error or "", style="red"))
@@ -172,14 +174,21 @@ def _print_dead_letters(letters: list[Any], limit: int) -> None:
     if not letters:
         console.print("the dead-letter store is empty")
         return
+    # Records that failed together share their error: one row per sync and error.
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for letter in letters:
+        groups.setdefault((letter.sync, letter.error), []).append(letter)
     table = Table(show_edge=False, padding=(0, 1))
-    for column in ("sync", "record", "op", "attempts", "failed at", "error"):
-        table.add_column(column, overflow="fold", no_wrap=column != "error",
-                         justify="right" if column == "attempts" else "left")
-    for letter in letters[:limit]:
-        table.add_row(letter.sync, letter.record_key, letter.op, str(letter.attempts),
-                      f"{letter.failed_at:%Y-%m-%d %H:%M:%S}", Text(letter.error, style="red"))
+    for column in ("sync", "records", "count", "attempts", "last failed", "error"):
+        table.add_column(column, overflow="fold", no_wrap=column not in ("records", "error"),
+                         justify="right" if column in ("count", "attempts") else "left")
+    for (sync, error), items in list(groups.items())[:limit]:
+        keys = ", ".join(item.record_key for item in items[:3])
+        keys += f" … ({len(items) - 3:,} more)" if len(items) > 3 else ""
+        table.add_row(sync, keys, f"{len(items):,}", str(max(i.attempts for i in items)),
+                      f"{max(i.failed_at for i in items):%Y-%m-%d %H:%M}",
+                      Text(error, style="red"))
     console.print(table)
-    if len(letters) > limit:
-        console.print(f"[dim]… and {len(letters) - limit:,} more (--limit)[/]")
+    if len(groups) > limit:
+        console.print(f"[dim]… and {len(groups) - limit:,} more (--limit)[/]")
     console.print(f"{len(letters):,} record(s) wait; the next 'retainer sync' sends them again")
