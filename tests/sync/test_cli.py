@@ -49,6 +49,7 @@ def test_sync_commands_from_dry_run_to_a_failure_and_back(write_project: Project
     assert "2 in the dead-letter store after 2 attempt(s)" in failed.stderr
     assert "3 not attempted (the sync stopped)" in failed.stderr
     assert "cannot reach" in failed.stderr and "next 'retainer sync pushed'" in failed.stderr
+    assert "destination 'hook' sends unsigned requests" in failed.stderr
     letters = retainer(root, "sync", "--dead-letters").stdout
     assert "pushed" in letters and "a01, a02" in letters and "2 record(s) wait" in letters
 
@@ -63,3 +64,7 @@ def test_sync_commands_from_dry_run_to_a_failure_and_back(write_project: Project
     assert log.count("succeeded") == 3 and "failed" in log and "dead-lettered" in log
     assert "nothing new" in log and "nothing delivered" in log
     assert "no sync named 'push'" in retainer(root, "sync", "push", code=1).stderr
+    syncs = root / "rulebook" / "syncs.yml"
+    syncs.write_text(syncs.read_text().replace("{to: hook}", "{to: hook, description: x}"))
+    stale = retainer(root, "sync", "--dry-run").stderr
+    assert "published results were computed by another version of the rulebook" in stale

@@ -46,8 +46,21 @@ def sync(name: Annotated[list[str] | None, typer.Argument(
     outcomes = run_syncs(loaded, name, full=full, dry_run=dry_run,
                          on_plan=(lambda plan: _print_plan(plan, limit)) if dry_run else None,
                          on_result=_print_result)
+    _notes(loaded.rulebook, [getattr(o, "plan", o) for o in outcomes])
     if any(getattr(outcome, "status", "succeeded") != "succeeded" for outcome in outcomes):
         raise typer.Exit(1)
+
+
+def _notes(rulebook: Any, plans: list[Any]) -> None:
+    """What deserves a word even when everything was delivered."""
+    if plans and plans[0].run.rulebook_hash not in (None, rulebook.content_hash):
+        errors.print("[yellow]note:[/] the published results were computed by another version "
+                     "of the rulebook; 'retainer run' publishes the current one")
+    unsigned = sorted({p.destination for p in plans if p.kind == "webhook"
+                       and rulebook.destinations[p.destination].secret_env is None})
+    for destination in unsigned:
+        errors.print(f"[yellow]note:[/] destination '{destination}' sends unsigned requests; "
+                     "set 'secret_env' so receivers can verify them (docs/sync.md)")
 
 
 def _print_plan(plan: Any, limit: int) -> None:
