@@ -60,9 +60,10 @@ def stream_of(name: str, sync: Sync) -> str:
 
 
 def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Published,
-              name: str, *, full: bool = False) -> SyncPlan:
+              name: str, *, full: bool = False, explain: bool = False) -> SyncPlan:
     """What sync `name` must deliver now. `full` forgets what the destination is known to
-    hold and sends everything again (every change in history, for `changes`)."""
+    hold and sends everything again (every change in history, for `changes`). `explain`
+    also reads what was sent before, so `differences` can say what changed."""
     sync = rulebook.syncs[name]
     settings = rulebook.destinations.get(sync.to)
     kind = settings.type if settings is not None else "?"
@@ -71,7 +72,7 @@ def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Publ
     base = SyncPlan(name, sync, sync.to, kind, stream, run, full=full)
     if sync.mode == "changes":
         return _plan_changes(rulebook, store, base, failed)
-    known = {} if full else state.known_state(store, name)
+    known = {} if full else state.known_state(store, name, payloads=explain)
     wanted = current_records(rulebook, name, sync, results, run)
     hashes = {r.key: row_hash(sync.to, stream, r.payload) for r in wanted}
     upserts = tuple(r for r in wanted if known.get(r.key) is None
@@ -95,7 +96,8 @@ def _plan_changes(rulebook: Rulebook, store: Store, base: SyncPlan, failed: set[
     start = None if base.full else state.cursor(store, base.name) or latest
     if latest is None:
         return base
-    known = {} if base.full else state.known_state(store, base.name, since=start)
+    known = {} if base.full else state.known_state(store, base.name, since=start,
+                                                   payloads=False)
     changes = changes_since(store, rulebook, base.sync, start)
     key_column = key_columns(rulebook, base.sync.entity)[0]
     messages = tuple(c.record(base.sync.entity, key_column) for c in changes

@@ -54,7 +54,8 @@ def run_syncs(project: Project, names: Sequence[str] | None = None, *, full: boo
         try:
             run = published(results)
             for name in chosen:
-                plan = plan_sync(project.rulebook, store, results, run, name, full=full)
+                plan = plan_sync(project.rulebook, store, results, run, name, full=full,
+                                 explain=dry_run)
                 if on_plan is not None:
                     on_plan(plan)
                 if dry_run:

@@ -62,11 +62,13 @@ def _literal(value: str) -> exp.Expr:
     return exp.Literal.string(value)
 
 
-def known_state(store: Store, sync: str, since: datetime | None = None) -> dict[str, Known]:
+def known_state(store: Store, sync: str, since: datetime | None = None,
+                payloads: bool = True) -> dict[str, Known]:
     """What the destination holds; for a changes sync, the messages sent about changes at
-    or after `since`."""
-    query = (exp.select("record_key", "entity_id", "row_hash", "payload").from_("sync_state")
-             .where(exp.column("sync").eq(_literal(sync))))
+    or after `since`. Without `payloads` only keys and hashes are read (all a sync needs)."""
+    payload = exp.column("payload") if payloads else exp.cast(exp.null(), "VARCHAR")
+    query = (exp.select("record_key", "entity_id", "row_hash", payload.as_("payload"))
+             .from_("sync_state").where(exp.column("sync").eq(_literal(sync))))
     if since is not None:
         query = query.where(exp.GTE(this=exp.column("changed_at"),
                                     expression=exp.cast(exp.Literal.string(
