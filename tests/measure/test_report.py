@@ -19,6 +19,7 @@ from retainer.demo.generator import DemoSummary
 from retainer.measure.backtest import backtest as run_backtest
 from retainer.measure.uplift import NO_PLAYBOOKS
 from retainer.project import Project
+from tests.demo_data import accounts_at
 from tests.measure.browser import CHARTS_DRAWN, Browser, find_chromium
 
 ROOT = Path(__file__).parent.parent.parent
@@ -76,7 +77,8 @@ def test_measure_command(demo: Project) -> None:
     data = json.loads(cli("measure", "exec_rate", "--json", "--as-of", "2026-11-03",
                           "-p", demo.root))
     assert data[0]["as_of"] == "2026-11-03T00:00:00" and data[0]["unit"] == "share"
-    assert sum(f["n"] for f in data[0]["figures"]) == data[0]["total"]["n"] == 300
+    existing = accounts_at(demo.root, datetime(2026, 11, 3))
+    assert sum(f["n"] for f in data[0]["figures"]) == data[0]["total"]["n"] == existing
     assert "did you mean 'nps_by_tier'" in cli("measure", "nps_by_teir", "-p", demo.root,
                                               code=1)
 
