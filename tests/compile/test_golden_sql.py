@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlglot
+from sqlglot import exp
 
 from retainer.compile.plan import Plan, compile_plan
 from retainer.demo.generator import DemoSummary
@@ -54,5 +55,13 @@ def test_every_step_parses_back_in_its_dialect(demo_plan: Plan, dialect: str) ->
 
 def test_one_aggregate_pass_per_source_and_entity(demo_plan: Plan) -> None:
     passes = [s.name for s in demo_plan.steps if s.name.startswith("agg_")]
-    assert passes == ["agg_events_by_contact", "agg_events", "agg_subscriptions",
-                      "agg_surveys", "agg_tickets", "agg_contacts"]
+    # The account pass over events reads every row (quality counts, all-time traits): its
+    # windowed distinct counts read only their 90 days, in a pass of their own.
+    assert passes == ["agg_events_by_contact", "agg_events", "agg_events_distinct",
+                      "agg_subscriptions", "agg_surveys", "agg_tickets", "agg_contacts"]
+    steps = {s.name: s.query for s in demo_plan.steps}
+    assert steps["agg_events"].args.get("where") is None
+    assert not list(steps["agg_events"].find_all(exp.Distinct))
+    assert steps["agg_events_distinct"].args.get("where") is not None
+    # The contact pass is windowed already: nothing to split off.
+    assert list(steps["agg_events_by_contact"].find_all(exp.Distinct))

@@ -310,6 +310,30 @@ def test_a_tie_between_rows_of_one_id_keeps_the_smallest_values(target: Target) 
     assert (contacts["c1"]["role"], contacts["c1"]["executive"]) == ("executive", True)
 
 
+def test_windowed_distinct_counts_beside_a_scan_of_every_row(target: Target) -> None:
+    # `ever` and the quality counts read every row; the 30-day distinct counts are computed
+    # apart from them, over their window only, and must mean the same.
+    rulebook = """
+        traits:
+          days_30d: {count_distinct: "date(ts)", from: events, window: 30d}
+          features_30d: {count_distinct: feature, from: events, where: "name = 'login'", window: 30d}
+          ever: {count: events}
+        """
+    given = {"accounts": ACCOUNTS, "events": [
+        login("a1", datetime(2026, 2, 20, 9), feature="api"),
+        login("a1", datetime(2026, 2, 20, 17), feature="ui"),
+        login("a1", datetime(2026, 2, 25), feature="api"),
+        login("a1", datetime(2025, 6, 1), feature="export"),   # outside the window
+        login("a1", datetime(2026, 3, 2), feature="sso"),      # after as_of
+        login("a2", datetime(2025, 1, 1), feature="api"),      # a2: nothing in the window
+    ]}
+    rows = evaluate(target, rulebook, given, AS_OF)
+    assert (rows["a1"]["days_30d"], rows["a1"]["features_30d"], rows["a1"]["ever"]) == (2, 2, 4)
+    assert (rows["a2"]["days_30d"], rows["a2"]["features_30d"], rows["a2"]["ever"]) == (0, 0, 1)
+    quality = evaluate(target, rulebook, given, AS_OF, output="data_quality")
+    assert (quality["events"]["rows_read"], quality["events"]["after_as_of"]) == (6, 1)
+
+
 def test_an_unknown_time_zone_name(target: Target) -> None:
     rows = {"accounts": ACCOUNTS, "events": [login("a1", "2026-02-28 10:00:00 Mars/Olympus")]}
     rulebook = "traits: {n: {count: events}}\n"

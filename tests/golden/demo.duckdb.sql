@@ -77,6 +77,17 @@ LEFT JOIN stg_identities AS ids
 LEFT JOIN stg_contacts AS c
   ON c.__contact = s.user_id;
 
+-- stg_events_distinct: events rows with resolved ids and UTC time, per account
+CREATE OR REPLACE VIEW stg_events_distinct AS
+SELECT
+  COALESCE(ids.__account, s.account_id) AS __account,
+  s.user_id AS __contact,
+  s.ts AS __time,
+  s.*
+FROM src_events AS s
+LEFT JOIN stg_identities AS ids
+  ON ids.__alias = s.account_id;
+
 -- stg_tickets: tickets rows with resolved ids and UTC time, per account
 CREATE OR REPLACE VIEW stg_tickets AS
 SELECT
@@ -146,7 +157,7 @@ WHERE
 GROUP BY
   __contact;
 
--- agg_events: 8 trait(s) of events per account, one pass
+-- agg_events: 6 trait(s) of events per account, one pass
 CREATE OR REPLACE TABLE agg_events AS
 SELECT
   __account,
@@ -166,25 +177,6 @@ SELECT
     AND (
       name = 'login'
     )) AS logins_prev_30d,
-  COUNT(
-    DISTINCT CASE
-      WHEN __time > CAST('2026-11-01 00:00:00' AS TIMESTAMP)
-      AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-      THEN CAST(__time AS DATE)
-    END
-  ) AS active_days_30d,
-  COUNT(
-    DISTINCT CASE
-      WHEN (
-        __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
-        AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-      )
-      AND (
-        name = 'feature_used'
-      )
-      THEN feature
-    END
-  ) AS features_90d,
   COUNT(*) FILTER(WHERE
     __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
     AND (
@@ -218,6 +210,36 @@ SELECT
   COUNT(*) FILTER(WHERE
     NOT __no_id AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
 FROM stg_events
+GROUP BY
+  __account;
+
+-- agg_events_distinct: 2 windowed distinct count(s) of events per account, one pass
+CREATE OR REPLACE TABLE agg_events_distinct AS
+SELECT
+  __account,
+  COUNT(
+    DISTINCT CASE
+      WHEN __time > CAST('2026-11-01 00:00:00' AS TIMESTAMP)
+      AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+      THEN CAST(__time AS DATE)
+    END
+  ) AS active_days_30d,
+  COUNT(
+    DISTINCT CASE
+      WHEN (
+        __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
+        AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+      )
+      AND (
+        name = 'feature_used'
+      )
+      THEN feature
+    END
+  ) AS features_90d
+FROM stg_events_distinct
+WHERE
+  __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
+  AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
 GROUP BY
   __account;
 
@@ -379,8 +401,8 @@ WITH base AS (
     previous_lifecycle.entered_at AS __since__lifecycle,
     COALESCE(agg_events.logins_30d, 0) AS logins_30d,
     COALESCE(agg_events.logins_prev_30d, 0) AS logins_prev_30d,
-    COALESCE(agg_events.active_days_30d, 0) AS active_days_30d,
-    COALESCE(agg_events.features_90d, 0) AS features_90d,
+    COALESCE(agg_events_distinct.active_days_30d, 0) AS active_days_30d,
+    COALESCE(agg_events_distinct.features_90d, 0) AS features_90d,
     COALESCE(agg_events.integrations, 0) AS integrations,
     COALESCE(agg_events.seats_added_90d, 0) AS seats_added_90d,
     agg_events.last_seen AS last_seen,
@@ -395,6 +417,8 @@ WITH base AS (
   FROM stg_accounts AS e
   LEFT JOIN agg_events
     ON agg_events.__account = e.__account
+  LEFT JOIN agg_events_distinct
+    ON agg_events_distinct.__account = e.__account
   LEFT JOIN agg_tickets
     ON agg_tickets.__account = e.__account
   LEFT JOIN agg_surveys

@@ -4,6 +4,12 @@ Every aggregate carries its window and `where` as a FILTER clause, so one GROUP 
 all traits of a source. Windows are half-open, `(as_of − start, as_of − end]`, with bounds
 computed as literals; rows after as_of never count. The same pass counts the rows it could
 not use (missing ids, unparseable times, rows after as_of) for the run's quality report.
+
+One exception: when a pass reads every row (it counts quality, or a trait has no lower
+bound), its windowed `count_distinct` traits get a pass of their own that reads only their
+windows. Engines compute a DISTINCT aggregate beside others by keeping every row of the
+group until the end (DuckDB materialises all of them for a separate grouping); over a short
+window of a long history that is most of the pass's cost.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class Pass:
     level: Entity
     rollup: bool
     scope: AggregateScope
+    distinct: bool = False  # the windowed count_distinct traits split off a full scan
     selects: list[exp.Expr] = field(default_factory=list)
     traits: list[str] = field(default_factory=list)
     quality: bool = False
@@ -43,13 +50,17 @@ class Pass:
     bounds: list[tuple[datetime | None, datetime]] = field(default_factory=list)
 
     @property
+    def suffix(self) -> str:
+        return ("_by_contact" if self.level == "contact" else "") + (
+            "_distinct" if self.distinct else "")
+
+    @property
     def relation(self) -> str:
-        return f"agg_{self.source}" + ("_by_contact" if self.level == "contact" else "")
+        return f"agg_{self.source}{self.suffix}"
 
     @property
     def staged(self) -> str:
-        return "run_contact" if self.rollup else f"stg_{self.source}" + (
-            "_by_contact" if self.level == "contact" else "")
+        return "run_contact" if self.rollup else f"stg_{self.source}{self.suffix}"
 
     @property
     def key(self) -> str:
@@ -59,21 +70,41 @@ class Pass:
 @dataclass
 class Passes:
     ctx: Context
-    by_key: dict[tuple[str, Entity], Pass] = field(default_factory=dict)
+    by_key: dict[tuple[str, Entity, bool], Pass] = field(default_factory=dict)
 
-    def get(self, source: str, level: Entity) -> Pass:
-        key = (source, level)
+    def get(self, source: str, level: Entity, distinct: bool = False) -> Pass:
+        key = (source, level, distinct)
         if key not in self.by_key:
             rollup = source == self.ctx.contacts and level == "account"
             self.by_key[key] = Pass(source, level, rollup, AggregateScope(self.ctx, source,
-                                                                          rollup))
+                                                                          rollup), distinct)
         return self.by_key[key]
+
+    def for_trait(self, source: str, trait: AggregateTrait) -> Pass:
+        """The pass a trait is computed in (see the module's docstring for the split)."""
+        level = trait.entity
+        return self.get(source, level, _windowed_distinct(self.ctx, trait)
+                        and self._scans_every_row(source, level))
+
+    def _scans_every_row(self, source: str, level: Entity) -> bool:
+        """Whether the main pass over (source, level) exists and reads every row."""
+        if source == self.ctx.contacts and level == "account":
+            return False  # a roll-up over contacts: already small
+        traits = [t for t in self.ctx.rulebook.traits.values()
+                  if isinstance(t, AggregateTrait) and t.source == source]
+        staying = [t for t in traits if t.entity == level
+                   and not _windowed_distinct(self.ctx, t)]
+        if not staying:
+            return False
+        counts_quality = level == "account" or not any(t.entity == "account" for t in traits)
+        return counts_quality or any(t.window.start is None for t in staying)
 
     def source_passes(self) -> list[Pass]:
         """Passes over raw sources, each source's first pass carrying the quality counts."""
         passes = [p for p in self.by_key.values() if not p.rollup]
         seen: set[str] = set()
-        for item in sorted(passes, key=lambda p: p.level):  # account passes first
+        # Account passes first, and a split-off pass never: it reads only its windows.
+        for item in sorted(passes, key=lambda p: (p.level, p.distinct)):
             item.quality = item.source not in seen
             seen.add(item.source)
         return passes
@@ -88,7 +119,7 @@ def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrai
     source = _check_source(ctx, name, trait)
     if source is None:
         return node
-    work = passes.get(source, trait.entity)
+    work = passes.for_trait(source, trait)
     value_type: Type = "number"
     try:
         value_sql, value_type = _value(ctx, work, name, trait)
@@ -129,6 +160,12 @@ def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrai
         joined = exp.Coalesce(this=joined, expressions=[literal(default)])
     node.columns = [alias(joined, name)]
     return node
+
+
+def _windowed_distinct(ctx: Context, trait: AggregateTrait) -> bool:
+    source = ctx.rulebook.sources.get(trait.source)
+    return (trait.func == "count_distinct" and trait.window.start is not None
+            and source is not None and source.time is not None)
 
 
 def _check_source(ctx: Context, name: str, trait: AggregateTrait) -> str | None:
