@@ -14,7 +14,6 @@ from retainer.project import Project
 from retainer.rulebook.loader import Rulebook
 from retainer.sync import state
 from retainer.sync.apply import SyncResult
-from retainer.sync.plan import SyncPlan
 from retainer.sync.records import current_records, published
 from retainer.sync.runner import run_syncs
 
@@ -88,6 +87,3 @@ def store_settled(root: Path, name: str) -> bool:
         letters = state.dead_letters(store, name)
     return set(known) == set(expected(root, name)) and not letters
 
-
-def plan_of(result: SyncResult) -> SyncPlan:
-    return result.plan

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlglot import exp
 
@@ -107,6 +106,3 @@ def compile_where(sync: Sync, columns: Mapping[str, Type]) -> exp.Expr | None:
                         lambda: exp.column("as_of", quoted=True))
     return as_condition(bound, sync.where).tree
 
-
-def as_of_literal(moment: datetime) -> exp.Expr:
-    return exp.cast(exp.Literal.string(moment.isoformat(sep=" ")), "TIMESTAMP")
