@@ -100,7 +100,7 @@ def test_readme_commands_work_as_written(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = [line.split("#")[0].strip() for body in blocks(ROOT / "README.md", "bash")
                 for line in body.splitlines() if line.startswith(".venv/bin/retainer")]
-    assert len(commands) == 6, commands
+    assert len(commands) == 9, commands
     assert "./dev demo" in readme and "./dev test" in readme
     project = tmp_path / "my-project"
     executable = Path(sys.executable).parent / "retainer"
