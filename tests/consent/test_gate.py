@@ -4,7 +4,7 @@ decided by the consents file as it is at the moment of dispatch, every decision 
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from retainer.project import Project
@@ -134,3 +134,27 @@ def test_the_dry_run_previews_the_gate_without_logging(make_project: Writer) -> 
     assert previews["c1"] == "suppressed: EU marketing is opt-in and no consent is recorded"
     assert previews["c4"] == "allowed: granted 2026-01-10 via signup_form (consent)"
     assert decision_rows(root) == [] and ledger_rows(root) == [] and outbox(root) == {}
+
+
+def test_a_record_without_a_channel_applies_to_every_channel(make_project: Writer) -> None:
+    # c4 granted email marketing, then withdrew from marketing altogether (no channel).
+    withdrawn = CONSENTS + "c4,marketing,,withdrawn,consent,FR,2026-01-12,support_call\n"
+    root = make_project(MESSAGES, data={"consents.csv": withdrawn})
+    act_on(root)
+    decided = {d["contact_id"]: (d["outcome"], d["reason"]) for d in decision_rows(root)}
+    assert decided["c4"] == ("suppressed", "withdrawn 2026-01-12 via support_call")
+    assert "c4@initech.example" not in str(outbox(root))
+
+
+def test_a_withdrawal_counts_from_the_exact_moment_it_was_recorded(
+        make_project: Writer) -> None:
+    moment = datetime(2026, 1, 16, 9, 0, 0, 250_000)
+    consents = CONSENTS + f"c4,marketing,email,withdrawn,consent,FR,{moment},form\n"
+    root = make_project(MESSAGES, data={"consents.csv": consents})
+    before = act_on(root, dry_run=True, clock=lambda: moment - timedelta(microseconds=1))
+    assert {before.consent[i.key] for i in before.plan.firing() if i.contact_id == "c4"} == {
+        "allowed: granted 2026-01-10 via signup_form (consent)"}
+    act_on(root, clock=lambda: moment)
+    [c4] = [d for d in decision_rows(root) if d["contact_id"] == "c4"]
+    assert (c4["outcome"], c4["decided_at"]) == ("suppressed", moment)
+    assert c4["reason"] == "withdrawn 2026-01-16 via form"

@@ -46,3 +46,16 @@ def test_without_builtins_everyone_gets_otherwise() -> None:
 def test_bad_patterns_are_refused(pattern: str) -> None:
     with pytest.raises(ValueError, match="not a jurisdiction pattern"):
         ConsentSettings.model_validate({"jurisdictions": {"x": {"match": [pattern]}}})
+
+
+def test_a_subdivision_follows_its_country() -> None:
+    """ISO 3166-2 codes (DE-BY, GB-ENG) are in their country's policy, unless a policy
+    names them (or a prefix of them) itself."""
+    settings = ConsentSettings.model_validate({"jurisdictions": {
+        "bavaria": {"match": ["DE-BY"], "purposes": {"marketing": "none"}}}})
+    assert match_policy(settings, "DE-BE") == "eu"
+    assert match_policy(settings, "gb-eng") == "eu"
+    assert resolve(settings, "FR-75", "marketing").rule == "opt_in"
+    assert match_policy(settings, "DE-BY") == "bavaria"
+    assert match_policy(settings, "US-CA") == "us"
+    assert match_policy(settings, "BR-SP") is None

@@ -63,9 +63,11 @@ class ConsentGate:
 
     def latest(self, contact_id: str, purpose: str, channel: str | None
                ) -> ConsentRecord | None:
-        """The record in force: for the channel, or across channels when it is None."""
+        """The record in force: the latest for the channel or for no channel in particular
+        (a record without one — "no more marketing" — covers every channel), or across
+        channels when `channel` is None."""
         found = [r for r in self._records.get((contact_id, purpose.lower()), [])
-                 if channel is None or (r.channel or "") == channel.lower()]
+                 if channel is None or r.channel is None or r.channel == channel.lower()]
         return max(found, key=ConsentRecord.rank) if found else None
 
     def jurisdiction(self, contact_id: str, record: ConsentRecord | None) -> str | None:

@@ -1,8 +1,9 @@
 """Which consent rule applies to a contact: jurisdiction → policy → rule for a purpose.
 
 A jurisdiction is a code such as `DE`, `EU` or `US-IL`. A policy matches it by exact code
-first (in any policy) and otherwise by the longest prefix pattern (`US*` matches `US-IL`),
-so a policy for `US-CA` wins over one for `US*`. A contact matching no policy, or of
+first (in any policy), otherwise by the longest prefix pattern (`US*` matches `US-IL`), so
+a policy for `US-CA` wins over one for `US*`; a subdivision no policy names (`DE-BY`) then
+takes its country's (`DE`). A contact matching no policy, or of
 unknown jurisdiction, gets `otherwise` — opt-in by default, the safe choice.
 """
 
@@ -51,7 +52,11 @@ def match_policy(settings: ConsentSettings, jurisdiction: str | None) -> str | N
             prefix = normalise(pattern.rstrip("*")) if pattern.endswith("*") else None
             if prefix and code.startswith(prefix) and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), name)
-    return best[1] if best else None
+    if best is not None:
+        return best[1]
+    # A subdivision (ISO 3166-2: DE-BY, GB-ENG) is governed by its country's policy.
+    country, dash, _ = code.partition("-")
+    return match_policy(settings, country) if dash and country else None
 
 
 def resolve(settings: ConsentSettings, jurisdiction: str | None, purpose: str) -> Resolved:

@@ -9,9 +9,9 @@ way leaves every row either still pending (retried next time) or final, never bo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from retainer.errors import RetainerError, did_you_mean
 from retainer.playbooks import ledger
@@ -20,8 +20,16 @@ from retainer.playbooks.people import read_people
 from retainer.playbooks.plan import FIRE, ActPlan
 from retainer.playbooks.planner import build_plan
 from retainer.playbooks.results import Results
-from retainer.project import Project, utc_now
+from retainer.project import Project
 from retainer.state import Store
+
+Clock = Callable[[], datetime]
+
+
+def consent_clock() -> datetime:
+    """Now, to the microsecond: a consent recorded a fraction of a second before dispatch
+    is in force at dispatch (a clock rounded to the second would not see it yet)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class ActReport:
         """Whether the latest run was computed by another version of the rulebook."""
         return self.plan.rulebook_hash != self.rulebook_hash
 
+
 def check_names(project: Project, names: Sequence[str]) -> None:
     known = list(project.rulebook.playbooks)
     for name in names:
@@ -64,7 +73,9 @@ def validate(project: Project) -> None:
 
 
 def act(project: Project, *, dry_run: bool = False, playbooks: Sequence[str] = (),
-        now: datetime | None = None, check: bool = True) -> ActReport:
+        clock: Clock = consent_clock, check: bool = True) -> ActReport:
+    """Plan, and unless `dry_run`, record and dispatch. `clock` gives the moment of each
+    consent decision (and of the plan)."""
     rulebook = project.rulebook
     check_names(project, playbooks)
     if not rulebook.playbooks:
@@ -72,31 +83,30 @@ def act(project: Project, *, dry_run: bool = False, playbooks: Sequence[str] = (
                             hint="declare them under 'playbooks:' (docs/playbooks.md)")
     if check:
         validate(project)
-    now = now or utc_now()
     results = Results(project)
     try:
         with project.store() as store:
-            plan = build_plan(rulebook, store, results, playbooks or None, now)
+            plan = build_plan(rulebook, store, results, playbooks or None, clock())
             if dry_run:
-                return ActReport(plan, True, consent=_preview(project, plan, now),
+                return ActReport(plan, True, consent=_preview(project, plan, clock()),
                                  rulebook_hash=rulebook.content_hash)
-            return _apply(project, store, plan, now)
+            return _apply(project, store, plan, clock)
     finally:
         results.close()
 
 
-def _apply(project: Project, store: Store, plan: ActPlan, now: datetime) -> ActReport:
+def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock) -> ActReport:
     rulebook = project.rulebook
-    act_id = ledger.begin_act(store, plan.as_of, plan.run_id, now, plan.playbooks,
-                              rulebook.content_hash)
+    act_id = ledger.begin_act(store, plan.as_of, plan.run_id, plan.planned_at,
+                              plan.playbooks, rulebook.content_hash)
     counts: Counter[str] = Counter()
     try:
-        written = ledger.insert(store, plan.to_record(), act_id, plan.as_of, now,
-                                rulebook.content_hash)
+        written = ledger.insert(store, plan.to_record(), act_id, plan.as_of,
+                                plan.planned_at, rulebook.content_hash)
         pending = ledger.pending(store, rulebook.config.act.max_attempts, plan.playbooks)
         fresh = {i.key for i in plan.firing()}
         people = read_people(rulebook) if any(e.contact_id for e in pending) else {}
-        report = dispatch(rulebook, store, pending, act_id, utc_now(),
+        report = dispatch(rulebook, store, pending, act_id, clock(),
                           {k: p.jurisdiction for k, p in people.items()},
                           {k: p.email for k, p in people.items()})
         for item in plan.to_record():
@@ -105,10 +115,10 @@ def _apply(project: Project, store: Store, plan: ActPlan, now: datetime) -> ActR
             counts["failed" if status == "rejected" else status] += count
         counts["deferred"] = sum(1 for i in plan.items if i.outcome in ("cooldown", "capped"))
         status = "succeeded" if report.ok else "failed"
-        ledger.finish_act(store, act_id, status, counts, utc_now(),
+        ledger.finish_act(store, act_id, status, counts, clock(),
                           "; ".join(report.failures)[:2000] or None)
     except BaseException as exc:
-        ledger.finish_act(store, act_id, "failed", counts, utc_now(), str(exc)[:2000]
+        ledger.finish_act(store, act_id, "failed", counts, clock(), str(exc)[:2000]
                           or type(exc).__name__)
         raise
     retried = sum(1 for e in pending if e.action_key not in fresh)
