@@ -938,22 +938,14 @@ SELECT
   COUNT(*) AS rows_read,
   COUNT(*) FILTER(WHERE
     s.account_id IS NULL) AS missing_id,
-  COUNT(
-    CASE
-      WHEN NOT s.account_id IS NULL
-      AND (
-        s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-      )
-      THEN s.account_id
-    END
-  ) - COUNT(
-    DISTINCT CASE
-      WHEN NOT s.account_id IS NULL
-      AND (
-        s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-      )
-      THEN s.account_id
-    END
+  COUNT(*) FILTER(WHERE
+    NOT s.account_id IS NULL
+    AND (
+      s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )) - (
+    SELECT
+      COUNT(*)
+    FROM stg_accounts
   ) AS duplicate_id,
   0 AS unknown_id,
   COUNT(*) FILTER(WHERE
@@ -971,22 +963,14 @@ SELECT
   COUNT(*) AS rows_read,
   COUNT(*) FILTER(WHERE
     s.contact_id IS NULL) AS missing_id,
-  COUNT(
-    CASE
-      WHEN NOT s.contact_id IS NULL
-      AND (
-        s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-      )
-      THEN s.contact_id
-    END
-  ) - COUNT(
-    DISTINCT CASE
-      WHEN NOT s.contact_id IS NULL
-      AND (
-        s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-      )
-      THEN s.contact_id
-    END
+  COUNT(*) FILTER(WHERE
+    NOT s.contact_id IS NULL
+    AND (
+      s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )) - (
+    SELECT
+      COUNT(*)
+    FROM stg_contacts
   ) AS duplicate_id,
   (
     SELECT
