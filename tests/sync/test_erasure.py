@@ -82,3 +82,24 @@ def test_an_erased_entity_is_not_sent_again_by_mirror(write_project: ProjectWrit
         results = {r.plan.name: r for r in sync_once(root)}
     assert results["accounts"].upserted == 0 and results["accounts"].deleted == 0
     assert "a02" not in FilesDestination("out", root / "out", "csv").read("accounts")
+
+
+def test_a_changes_sync_says_nothing_about_someone_it_never_sent(
+        write_project: ProjectWriter) -> None:
+    """Executives never carry the practitioner tag, so no message was ever sent about
+    a01-c2: erasing them must not hand their id to the destination either."""
+    with running(Receiver()) as server:
+        root = make_project(write_project, f"""
+        destinations:
+          hook: {{type: webhook, url: "{server.url}", retries: 0}}
+        syncs:
+          moves: {{to: hook, entity: contact, mode: changes, columns: [practitioner]}}
+        """, count=2)
+        Project(root).run(DAY)
+        sync_once(root)
+        sent = [r["entity_id"] for r in server.records()]
+        assert "a01-c1" in sent and "a01-c2" not in sent
+        project = Project(root)
+        with project.store() as store:
+            assert forget_entity(project.rulebook, store, "a01-c2", "contact") == []
+    assert "a01-c2" not in str([r.body for r in server.requests])

@@ -140,7 +140,7 @@ def test_killed_rabbitmq_changes_sync(write_project: ProjectWriter) -> None:
         kill_when(root, first_batch_confirmed)
         link.delay = 0.0
         [good] = sync_once(root, names=["moves"])
-        received = Counter(str(p.message_id) for p, _ in queue.messages())
+        received = Counter(str(body["key"]) for _, body in queue.messages())
     wanted = expected_ids(root)
     exact = good.status == "succeeded" and set(received) == wanted
     duplicates = sum(n - 1 for n in received.values())

@@ -10,7 +10,7 @@ import pytest
 
 from retainer.destinations import DeliveryError, Record
 from retainer.destinations.postgres import PostgresDestination
-from retainer.destinations.rabbitmq import RabbitMQDestination
+from retainer.destinations.rabbitmq import RabbitMQDestination, message_id
 from retainer.destinations.retry import RetryPolicy
 from retainer.state.postgres_backend import split_schema
 from tests.sync.receiver import free_port
@@ -116,15 +116,19 @@ def test_postgres_lock_timeout_then_success(postgres_url: str) -> None:
 
 # --- RabbitMQ ------------------------------------------------------------------------------
 
-def test_rabbitmq_publishes_persistent_messages_with_the_key_as_id() -> None:
+def test_rabbitmq_publishes_persistent_messages_with_an_id_per_content() -> None:
+    """A consumer drops a message_id it has processed: a resend of the same record keeps
+    its id, while an update of the record and its deletion get ids of their own."""
+    gold, silver = Record("a1", "a1", {"tier": "gold"}), Record("a1", "a1", {"tier": "silver"})
     with rabbit_queue("accounts") as queue:
         destination = RabbitMQDestination("bus", RABBITMQ, exchange=queue.exchange, policy=FAST)
-        destination.deliver("accounts", [Record("a1", "a1", {"tier": "gold"}),
-                                         Record("a2", "a2", op="delete")])
+        destination.deliver("accounts", [gold, silver, Record("a1", "a1", op="delete"), gold])
         destination.close()
         found = queue.messages()
-    assert [(p.message_id, p.delivery_mode, p.type) for p, _ in found] == [
-        ("a1", 2, "upsert"), ("a2", 2, "delete")]
+    assert [(p.delivery_mode, p.type, body["key"]) for p, body in found] == [
+        (2, "upsert", "a1"), (2, "upsert", "a1"), (2, "delete", "a1"), (2, "upsert", "a1")]
+    ids = [p.message_id for p, _ in found]
+    assert len(set(ids[:3])) == 3 and ids[3] == ids[0]
     assert found[0][1] == {"stream": "accounts", "key": "a1", "entity_id": "a1",
                            "op": "upsert", "payload": {"tier": "gold"}}
 
@@ -159,6 +163,6 @@ def test_rabbitmq_connection_cut_mid_batch_resends_only_unconfirmed() -> None:
         destination.close()
         found = [p.message_id for p, _ in queue.messages()]
     assert cutter.accepted == 2                       # it did lose the connection once
-    assert set(found) == {"warmup", *(r.key for r in records)}
+    assert set(found) == {message_id(r) for r in [Record("warmup", "w", {}), *records]}
     # At most the message in flight when the connection died is there twice.
     assert len(found) - len(set(found)) <= 1

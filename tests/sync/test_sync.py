@@ -109,6 +109,16 @@ def test_full_sends_everything_again_and_repairs_a_lost_file(
     assert sorted(file_state(root, "mirrored")) == ["a01", "a02", "a03", "a04"]
 
 
+def test_full_mirror_still_deletes_what_left(write_project: ProjectWriter) -> None:
+    root = make_project(write_project, FILES, count=4)
+    Project(root).run(DAY)
+    sync(root, "mirrored")
+    rerun(root, 4, day=DAY + timedelta(days=1), gone=("a02",))
+    [full] = sync(root, "mirrored", full=True)
+    assert (full.upserted, full.deleted) == (3, 1)
+    assert sorted(file_state(root, "mirrored")) == ["a01", "a03", "a04"]
+
+
 CHANGES = """
 destinations:
   out: {type: files, dir: out, format: csv}

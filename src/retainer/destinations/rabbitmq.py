@@ -1,8 +1,9 @@
 """RabbitMQ destination: one persistent JSON message per record on a durable topic exchange.
 
-The routing key is the stream; `message_id` is the record's key, so a consumer drops a
-message it has seen (delivery is at least once: a crash after the broker confirmed a
-message but before Retainer recorded it sends that message again). Publisher confirms make
+The routing key is the stream; `message_id` is a hash of the record (key, op and payload),
+so a consumer drops a message it has seen (delivery is at least once: a crash after the
+broker confirmed a message but before Retainer recorded it sends that message again), while
+an update of a record, or its deletion, is a new message. Publisher confirms make
 "delivered" mean "the broker has it": a message the broker refuses (nack), cannot route to
 any queue, or a connection lost before the confirm is a retryable failure, and only the
 messages not yet confirmed are published again.
@@ -11,6 +12,7 @@ messages not yet confirmed are published again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -155,8 +157,14 @@ def _properties(record: Record) -> Any:
     import pika
 
     return pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                message_id=record.key, type=record.op,
+                                message_id=message_id(record), type=record.op,
                                 timestamp=int(time.time()))
+
+
+def message_id(record: Record) -> str:
+    """The same for a resend of the record; another for an update or a deletion of it."""
+    text = json.dumps([record.key, record.op, record.payload], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _safe(url: str) -> str:

@@ -4,7 +4,8 @@ For every sync of the entity's level: records the destination holds for the enti
 deleted there (a files or PostgreSQL row is removed; a webhook receiver gets a `delete`
 record it must honour; RabbitMQ consumers get a `delete` message), then forgotten in
 `sync_state` along with any dead letter holding the entity's data. A `changes` sync sends a
-delete for every message it sent about the entity, then one erasure message.
+delete for every message it sent about the entity, then one erasure message. A sync that
+never sent anything about the entity is left alone: it must not learn the id now.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def forget_entity(rulebook: Rulebook, store: Store, entity_id: str,
         if sync.entity != level:
             continue
         held = state.held_by_entity(store, name, entity_id)
-        if sync.mode != "changes" and not held:
-            continue
+        if not held:
+            continue  # nothing was sent about them: the destination must not learn the id
         stream = stream_of(name, sync)
         if sync.mode == "changes":
             # Every message sent about the entity is withdrawn (a files or PostgreSQL
@@ -59,9 +60,8 @@ def forget_entity(rulebook: Rulebook, store: Store, entity_id: str,
             continue
         state.forget(store, name, held)
         if sync.mode == "changes":
-            what = f"sent an erasure message to {stream}"
-            if held:
-                what += f", withdrawing {len(held)} earlier message(s)"
+            what = (f"sent an erasure message to {stream}, withdrawing {len(held)} earlier "
+                    "message(s)")
         else:
             what = f"deleted {len(held)} record(s) from {stream}"
         outcomes.append((name, what))

@@ -61,9 +61,10 @@ def stream_of(name: str, sync: Sync) -> str:
 
 def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Published,
               name: str, *, full: bool = False, explain: bool = False) -> SyncPlan:
-    """What sync `name` must deliver now. `full` forgets what the destination is known to
-    hold and sends everything again (every change in history, for `changes`). `explain`
-    also reads what was sent before, so `differences` can say what changed."""
+    """What sync `name` must deliver now. `full` sends every record again, as if the
+    destination held nothing (a mirror still deletes what the results no longer have; a
+    `changes` sync sends all of history). `explain` also reads what was sent before, so
+    `differences` can say what changed."""
     sync = rulebook.syncs[name]
     settings = rulebook.destinations.get(sync.to)
     kind = settings.type if settings is not None else "?"
@@ -72,10 +73,12 @@ def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Publ
     base = SyncPlan(name, sync, sync.to, kind, stream, run, full=full)
     if sync.mode == "changes":
         return _plan_changes(rulebook, store, base, failed)
-    known = {} if full else state.known_state(store, name, payloads=explain)
+    # `full` sends every record again, but a mirror still deletes what the destination
+    # holds and the results no longer have.
+    known = state.known_state(store, name, payloads=explain)
     wanted = current_records(rulebook, name, sync, results, run)
     hashes = {r.key: row_hash(sync.to, stream, r.payload) for r in wanted}
-    upserts = tuple(r for r in wanted if known.get(r.key) is None
+    upserts = tuple(r for r in wanted if full or known.get(r.key) is None
                     or known[r.key].row_hash != hashes[r.key])
     deletes: tuple[Record, ...] = ()
     if sync.mode == "mirror":
