@@ -220,3 +220,39 @@ def test_errors_are_for_people(make_project: Writer) -> None:
         act_on(broken)
     assert "template field '{nmae}'" in str(invalid.value)
     assert ledger_rows(broken) == []
+
+
+def test_a_capped_recipient_of_an_occurrence_that_went_ahead_is_recorded(
+        make_project: Writer) -> None:
+    """An occurrence acts once: when one contact is over the cap and another is not, the
+    message goes to the other and the capped one is recorded (the ledger says why), not
+    left to look like it will be tried again. A wholly capped occurrence is tried again."""
+    root = make_project("""
+destinations:
+  outbox: {type: files, dir: outbox, format: csv}
+consent: {jurisdiction: country}
+playbooks:
+  first:
+    purpose: success_outreach
+    when: "tenure_days >= 0"
+    actions: [{message: {to: outbox, template: hello, roles: [practitioner]}}]
+  all_hands:
+    purpose: success_outreach
+    when: "tenure_days >= 0"
+    caps: {contact: {max: 1, per: 30d}}
+    actions: [{message: {to: outbox, template: news}}]
+""")
+    report = act_on(root)
+    assert report.ok
+    rows = {(r["playbook"], r["contact_id"]): r for r in ledger_rows(root)}
+    # a1: c1 already had `first`, c2 had nothing; a2 and a3 have only their practitioner.
+    assert rows[("all_hands", "c2")]["status"] == "sent"
+    assert rows[("all_hands", "c1")]["status"] == "capped"
+    assert rows[("all_hands", "c1")]["reason"].startswith(
+        "contact c1 had 1 message(s) in the last 30d (cap 1)")
+    assert ("all_hands", "c3") not in rows and ("all_hands", "c4") not in rows
+    again = act_on(root, dry_run=True).plan
+    outcome = {(i.entity_id, i.contact_id): i.outcome for i in again.items
+               if i.playbook == "all_hands"}
+    assert outcome[("a1", None)] == "done"
+    assert outcome[("a2", "c3")] == "capped" and outcome[("a3", "c4")] == "capped"

@@ -127,8 +127,8 @@ def actions(project: ProjectOption = Path("."),
             playbook: Annotated[str | None, typer.Option(help="only this playbook")] = None,
             account: Annotated[str | None, typer.Option(help="only this account")] = None,
             status: Annotated[str | None, typer.Option(
-                help="planned, sent, recorded, suppressed, failed, rejected, held_out or "
-                     "stopped")] = None,
+                help="planned, sent, recorded, suppressed, failed, rejected, held_out, "
+                     "stopped, capped or no_recipient")] = None,
             since: Annotated[str | None, typer.Option(help="planned at or after")] = None,
             limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
             output: FormatOption = "table") -> None:

@@ -109,11 +109,14 @@ def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock) -> ActRe
         report = dispatch(rulebook, store, pending, act_id, clock(),
                           {k: p.jurisdiction for k, p in people.items()},
                           {k: p.email for k, p in people.items()})
-        for item in plan.to_record():
+        recorded = plan.to_record()
+        for item in recorded:
             counts[{"fire": "planned"}.get(item.outcome, item.outcome)] += 1
         for (_, status), count in report.counts.items():
             counts["failed" if status == "rejected" else status] += count
-        counts["deferred"] = sum(1 for i in plan.items if i.outcome in ("cooldown", "capped"))
+        kept = {i.key for i in recorded}
+        counts["deferred"] = sum(1 for i in plan.items if i.outcome in ("cooldown", "capped")
+                                 and i.key not in kept)
         status = "succeeded" if report.ok else "failed"
         ledger.finish_act(store, act_id, status, counts, clock(),
                           "; ".join(report.failures)[:2000] or None)

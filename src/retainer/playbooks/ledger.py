@@ -17,7 +17,8 @@ from retainer.playbooks.plan import Item
 from retainer.state import Store
 
 PENDING = ("planned", "failed")   # dispatched (again) by every act
-STATUS_OF = {"fire": "planned", "held_out": "held_out", "stopped": "stopped"}
+STATUS_OF = {"fire": "planned", "held_out": "held_out", "stopped": "stopped",
+             "capped": "capped", "no_recipient": "no_recipient"}
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("action_key", "string"), ("act_id", "int64"), ("playbook", "string"),

@@ -8,7 +8,7 @@ them. Nothing in a plan has touched the store or a destination.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,9 @@ DONE = "done"              # this occurrence is in the ledger already: nothing t
 NO_MATCH = "no_match"      # the trigger happened but `when` does not hold: tried again
 NO_RECIPIENT = "no_recipient"  # nobody to reach (no contact with the role)
 RECORDED_OUTCOMES = (FIRE, HELD_OUT, STOPPED)
+# Held back while the rest of its occurrence fires: the occurrence is then done, so these
+# are recorded (with their reason) rather than tried again.
+LEFT_BEHIND = (CAPPED, NO_RECIPIENT)
 OUTCOMES = (FIRE, HELD_OUT, STOPPED, COOLDOWN, CAPPED, NO_MATCH, NO_RECIPIENT, DONE)
 
 
@@ -57,8 +60,9 @@ class Item:
     def reaches_person(self) -> bool:
         return self.contact_id is not None
 
-    def with_outcome(self, outcome: str, why_not: str | None) -> Item:
-        return replace(self, outcome=outcome, why_not=why_not)
+    @property
+    def occurrence_key(self) -> tuple[str, str, str, datetime]:
+        return self.playbook, self.entity_id, self.trigger_kind, self.occurrence
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,11 @@ class ActPlan:
         return [i for i in self.items if i.outcome == FIRE]
 
     def to_record(self) -> list[Item]:
-        """What `act` writes to the ledger: actions, holdouts and stops."""
-        return [i for i in self.items if i.outcome in RECORDED_OUTCOMES]
+        """What `act` writes to the ledger: actions, holdouts and stops, and the actions
+        held back in an occurrence that fired (it will not be planned again)."""
+        fired = {i.occurrence_key for i in self.items if i.outcome == FIRE}
+        return [i for i in self.items if i.outcome in RECORDED_OUTCOMES or (
+            i.outcome in LEFT_BEHIND and i.occurrence_key in fired)]
 
     def counts(self) -> dict[str, Counter[str]]:
         """Per playbook, how many items have each outcome."""

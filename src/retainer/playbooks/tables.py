@@ -5,7 +5,8 @@ primary key is the idempotency key, so planning the same occurrence twice insert
 Rows move from `planned` to `sent` / `recorded` (kept in the ledger only) / `suppressed`
 (the consent gate said no) / `failed` (retried by the next act) / `rejected` (the
 destination refused: not retried); `held_out` and `stopped` rows record an occurrence that
-was deliberately not acted on.
+was deliberately not acted on, and `capped` and `no_recipient` rows an action held back
+while the rest of its occurrence went ahead.
 
 The decision log is append-only: every automated decision that reached, or was kept from, a
 person, with its reason and the rulebook version. Only erasure rewrites it (the person's id
