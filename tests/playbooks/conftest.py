@@ -3,11 +3,8 @@ receiver on loopback for webhook deliveries."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import pytest
 
 from retainer.playbooks.act import ActReport, act
 from retainer.project import Project
+from tests.sync.receiver import Receiver, running
 
 PROJECT = """
 name: acts
@@ -100,57 +98,8 @@ def decision_rows(root: Path) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-class Receiver:
-    """A webhook endpoint on 127.0.0.1: answers each request with the next status from
-    `script` (then 200), and keeps every request body it accepted. A 0 in the script hangs
-    the request until `release()` (then answers 503)."""
-
-    def __init__(self) -> None:
-        self.script: list[int] = []
-        self.requests: list[dict[str, Any]] = []
-        self.accepted: list[dict[str, Any]] = []
-        self.released = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.requests.append(body)
-                status = receiver.script.pop(0) if receiver.script else 200
-                if status == 0:
-                    receiver.released.wait(60)
-                    status = 503
-                if status < 300:
-                    receiver.accepted.append(body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def records(self) -> list[dict[str, Any]]:
-        return [r for body in self.accepted for r in body["records"]]
-
-    def release(self) -> None:
-        self.released.set()
-
-    def close(self) -> None:
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
+    """A webhook receiver on loopback (tests/sync/receiver.py), for action deliveries."""
+    with running() as server:
+        yield server

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.playbooks.conftest import Receiver, Writer, ledger_rows
+from tests.playbooks.conftest import Writer, ledger_rows
+from tests.sync.receiver import Receiver
 
 RETAINER = str(Path(sys.executable).parent / "retainer")
 PLAYBOOKS = """

@@ -8,8 +8,9 @@ import subprocess
 import time
 
 from retainer.project import Project
-from tests.playbooks.conftest import Receiver, Writer, act_on, decision_rows, ledger_rows
+from tests.playbooks.conftest import Writer, act_on, decision_rows, ledger_rows
 from tests.playbooks.test_cli import RETAINER
+from tests.sync.receiver import Receiver, free_port
 
 # a2 and a3 have no executive: their message is recorded as such once, never delivered.
 DELIVERABLE = "status <> 'no_recipient'"
@@ -47,8 +48,8 @@ def test_webhook_and_message_payloads(make_project: Writer, receiver: Receiver) 
     report = act_on(root)
     assert report.ok
     by_stream: dict[str, list[dict[str, object]]] = {}
-    for body in receiver.accepted:
-        by_stream.setdefault(str(body["stream"]), []).extend(body["records"])
+    for request in receiver.stored:
+        by_stream.setdefault(str(request.body["stream"]), []).extend(request.body["records"])
     events = {r["entity_id"]: r["payload"] for r in by_stream["actions"]}
     assert sorted(events) == ["a1", "a2", "a3"]
     assert events["a3"]["event"] == "account_welcome"
@@ -64,7 +65,7 @@ def test_webhook_and_message_payloads(make_project: Writer, receiver: Receiver) 
     assert [r["entity_id"] for r in missing] == ["a2", "a3"]
     assert all(r["reason"].startswith("no contact (executive) to send to") for r in missing)
     keys = {r["action_key"] for r in ledger_rows(root, DELIVERABLE)}
-    assert {r["key"] for body in receiver.accepted for r in body["records"]} == keys
+    assert {r["key"] for r in receiver.records()} == keys
 
 
 def test_a_failed_delivery_is_retried_by_the_next_act_exactly_once(
@@ -78,7 +79,7 @@ def test_a_failed_delivery_is_retried_by_the_next_act_exactly_once(
     assert any("answered 500" in f and "will retry" in f for f in first.dispatched.failures)
     rows = ledger_rows(root, DELIVERABLE)
     assert {(r["status"], r["attempts"]) for r in rows} == {("failed", 1)}
-    assert receiver.accepted == []
+    assert receiver.stored == []
     failed = [d for d in decision_rows(root) if d["outcome"] == "failed"]
     assert [d["contact_id"] for d in failed] == ["c2"]
     assert "delivery failed" in failed[0]["reason"]
@@ -94,8 +95,7 @@ def test_a_failed_delivery_is_retried_by_the_next_act_exactly_once(
 
 
 def test_a_receiver_that_is_down_then_up(make_project: Writer, receiver: Receiver) -> None:
-    down = Receiver()
-    down.close()                            # nothing listens on that port now
+    down = Receiver(url=f"http://127.0.0.1:{free_port()}/hook")   # nothing listens there
     project, playbooks = hooks(down)
     root = make_project(playbooks, project=project)
     report = act_on(root)
@@ -134,7 +134,7 @@ def test_an_act_killed_mid_delivery_is_finished_by_the_next(make_project: Writer
                                                            receiver: Receiver) -> None:
     project, playbooks = hooks(receiver)
     root = make_project(playbooks, project=project)
-    receiver.script = [0]                  # the first request hangs
+    receiver.script = ["hang"]             # the first request hangs
     process = subprocess.Popen([RETAINER, "act", "-p", str(root)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
@@ -150,7 +150,7 @@ def test_an_act_killed_mid_delivery_is_finished_by_the_next(make_project: Writer
             process.kill()
     rows = ledger_rows(root, DELIVERABLE)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"planned"}
-    assert receiver.accepted == []
+    assert receiver.stored == []
     finished = act_on(root)
     assert finished.ok and finished.written == 0 and finished.retried == 4
     assert {r["status"] for r in ledger_rows(root, DELIVERABLE)} == {"sent"}

@@ -7,9 +7,12 @@ import json
 from datetime import datetime
 
 from retainer.playbooks.erasure import forget_contact
+from retainer.privacy.erasure import apply_erasure, plan_erasure
 from retainer.privacy.tombstones import store_salt, subject_hash, write_tombstone
 from retainer.project import Project
-from tests.playbooks.conftest import Receiver, Writer, act_on, decision_rows, ledger_rows
+from tests.playbooks.conftest import Writer, act_on, decision_rows, ledger_rows
+from tests.privacy.test_forget import duckdb_dump
+from tests.sync.receiver import Receiver
 
 PLAYBOOKS = """
 destinations:
@@ -40,7 +43,8 @@ def test_forget_contact_anonymises_and_returns_what_was_delivered(
     assert [d["contact_id"] for d in decision_rows(root)] == ["c2", "c2", "c2"]
 
     with Project(root).store() as store, store.backend.transaction():
-        delivered = forget_contact(store, "c2", "tomb-c2")
+        delivered, secrets = forget_contact(store, "c2", "tomb-c2")
+    assert secrets == ["c2@acme.example", "c2"]
     assert sorted(delivered) == sorted([
         ("outbox", "messages", before["message:outbox"]["action_key"]),
         ("hook", "hooked", before["message:hook"]["action_key"])])
@@ -61,7 +65,7 @@ def test_forget_contact_anonymises_and_returns_what_was_delivered(
         "US operations is opt-out: no objection recorded",
         "US operations is opt-out: no objection recorded; delivery failed: destination "
         "'hook' failed after 1 attempt(s): " + receiver.url + " answered 500 Internal "
-        "Server Error"}
+        "Server Error: scripted failure"}
 
 
 def test_a_forgotten_person_who_reappears_is_nobody(make_project: Writer,
@@ -80,3 +84,20 @@ def test_a_forgotten_person_who_reappears_is_nobody(make_project: Writer,
     fresh = [i for i in report.plan.items if i.occurrence == datetime(2026, 1, 18)]
     assert {i.outcome for i in fresh} == {"no_recipient"}
     assert all(i.contact_id is None for i in fresh)
+
+
+def test_an_error_that_quotes_the_person_is_scrubbed_too(make_project: Writer,
+                                                         receiver: Receiver) -> None:
+    """A receiver refusing a message quotes it back, address and all: the refusal is kept
+    in the ledger, the decision log and the act's record — and erasure takes it out of all
+    three."""
+    root = make_project(PLAYBOOKS.format(url=receiver.url))
+    receiver.reject = {"a1"}
+    assert not act_on(root).ok
+    state = root / ".retainer" / "state.duckdb"
+    assert duckdb_dump(state).count("c2@acme.example") >= 5
+    project = Project(root)
+    apply_erasure(project, plan_erasure(project, contact="c2"))
+    dump = duckdb_dump(state)
+    assert "c2@acme.example" not in dump and "'c2'" not in dump
+    assert "invalid records" in dump                     # the refusal itself stays

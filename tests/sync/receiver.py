@@ -31,18 +31,26 @@ class Receiver:
     url: str = ""
     secret: bytes | None = None
     # One entry consumed per request: an int status to answer without storing, "sleep:S"
-    # to stall S seconds before answering 200, "drop" to close the connection, "429:retry=N"
-    # to answer 429 with Retry-After: N. Afterwards requests succeed.
+    # to stall S seconds before answering 200, "hang" to stall until `release()` and then
+    # answer 503, "drop" to close the connection, "429:retry=N" to answer 429 with
+    # Retry-After: N. Afterwards requests succeed.
     script: list[int | str] = field(default_factory=list)
     fail_after: int | None = None      # answer 500 to every request after this many stored
     delay: float = 0.0                 # seconds every successful request takes
-    reject: set[str] = field(default_factory=set)  # record keys answered with 422
+    # Record keys (or entity ids) answered with 422, quoting the refused records (and whom
+    # they were for) as many receivers do.
+    reject: set[str] = field(default_factory=set)
     requests: list[Received] = field(default_factory=list)      # every request that arrived
     stored: list[Received] = field(default_factory=list)        # the ones answered 2xx
     state: dict[str, dict[str, Any]] = field(default_factory=dict)  # key → record
     seen_keys: set[str] = field(default_factory=set)
     bad_signatures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """Let requests stalled by "hang" finish."""
+        self.released.set()
 
     def records(self) -> list[dict[str, Any]]:
         return [r for request in self.stored for r in request.body["records"]]
@@ -61,6 +69,9 @@ class Receiver:
         if isinstance(action, str) and action.startswith("sleep:"):
             time.sleep(float(action.split(":")[1]))
             action = 200
+        if action == "hang":
+            self.released.wait(60)
+            action = 503
         if isinstance(action, str) and action[:1].isdigit():  # "429:retry=2": Retry-After
             status, _, retry = action.partition(":retry=")
             self._answer(handler, int(status), b"slow down", {"Retry-After": retry})
@@ -75,8 +86,12 @@ class Receiver:
         with self.lock:
             if self.fail_after is not None and len(self.stored) >= self.fail_after:
                 action = 500
-        if action == 200 and {r["key"] for r in json.loads(raw)["records"]} & self.reject:
-            action = 422
+        refused = [r for r in json.loads(raw)["records"]
+                   if r["key"] in self.reject or r["entity_id"] in self.reject]
+        if action == 200 and refused:
+            quoted = [{"key": r["key"], **r["payload"].get("contact", {})} for r in refused]
+            self._answer(handler, 422, b"invalid records: " + json.dumps(quoted).encode())
+            return
         if action != 200:
             self._answer(handler, int(action), b"scripted failure")
             return
@@ -128,6 +143,7 @@ def running(receiver: Receiver | None = None, port: int = 0) -> Iterator[Receive
     try:
         yield receiver
     finally:
+        receiver.release()
         server.shutdown()
         server.server_close()
 

@@ -9,7 +9,6 @@ forgetting the same person again finishes whatever an earlier attempt left undon
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from retainer.engines.duckdb import DuckDBEngine
 from retainer.errors import RetainerError
 from retainer.privacy import outputs
 from retainer.privacy.propagation import Delivered, Outcome, propagate
+from retainer.privacy.scrub import longest_first, scrub, scrub_free_text
 from retainer.privacy.subjects import Subject, contacts_source, email_source, read_contacts
 from retainer.privacy.tombstones import (
     Tombstone,
@@ -147,7 +147,10 @@ def apply_erasure(project: Project, plan: ErasurePlan) -> ErasureReport:
                     store.backend.execute(exp.delete("memberships", where=exp.and_(
                         exp.column("level").eq(exp.Literal.string("contact")),
                         _among("entity_id", ids))))
-                delivered = [*plan.pending, *_anonymise_actions(store, ids, salt)]
+                actions, secrets = _anonymise_actions(store, subject, salt)
+                delivered = [*plan.pending, *actions]
+                # Errors and notes a destination filled with their details go too.
+                scrub_free_text(store, secrets)
                 # What was delivered with their data is kept with the tombstones until it
                 # is deleted at its destination, so a later attempt can finish the job.
                 for digest, kind in _subjects(salt, subject):
@@ -224,18 +227,22 @@ def _synced(store: Store, project: Project, ids: Sequence[str]) -> dict[str, int
         for name in syncs}
 
 
-def _anonymise_actions(store: Store, ids: Sequence[str], salt: str) -> list[Delivered]:
+def _anonymise_actions(store: Store, subject: Subject, salt: str
+                       ) -> tuple[list[Delivered], list[str]]:
     """The ledger and decision log keep each action and decision, with the person's id
-    replaced by their tombstone; what was delivered with their data comes back."""
+    replaced by their tombstone; what was delivered with their data comes back, and every
+    value of theirs the ledger held (to scrub from free text)."""
     from retainer.playbooks.erasure import forget_contact
     delivered: list[Delivered] = []
-    for contact_id in ids:
-        for destination, stream, key in forget_contact(store, contact_id,
-                                                       subject_hash(salt, contact_id)):
-            # The delete names the action by its key and the person by their tombstone.
-            delivered.append(Delivered(destination, stream, key,
-                                       subject_hash(salt, contact_id)))
-    return delivered
+    secrets = [*subject.contact_ids, *subject.emails]
+    for contact_id in subject.contact_ids:
+        tombstone = subject_hash(salt, contact_id)
+        sent, found = forget_contact(store, contact_id, tombstone, subject.emails)
+        # The delete names the action by its key and the person by their tombstone.
+        delivered += [Delivered(destination, stream, key, tombstone)
+                      for destination, stream, key in sent]
+        secrets += found
+    return delivered, longest_first(secrets)
 
 
 def _summary(plan: ErasurePlan, outcomes: Sequence[Outcome], pending: Sequence[Delivered],
@@ -259,13 +266,8 @@ def _summary(plan: ErasurePlan, outcomes: Sequence[Outcome], pending: Sequence[D
 def _scrubbed(summary: dict[str, Any], subject: Subject) -> dict[str, Any]:
     """An outcome as a tombstone keeps it: a destination's error message may quote a
     record, so the person's ids and addresses are taken out of it."""
-    values = sorted([*subject.contact_ids, *subject.emails], key=len, reverse=True)
-    cleaned = dict(summary)
-    for name, text in summary.items():
-        if isinstance(text, str):
-            for value in values:
-                text = re.sub(re.escape(value), "[erased]", text, flags=re.IGNORECASE)
-            cleaned[name] = text
+    cleaned: dict[str, Any] = scrub(summary, longest_first([*subject.contact_ids,
+                                                             *subject.emails]))
     return cleaned
 
 
