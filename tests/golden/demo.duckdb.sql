@@ -9,58 +9,73 @@ WHERE
 GROUP BY
   s.source_id;
 
+-- stg_accounts_rows: every account row, ranked per id
+CREATE OR REPLACE TABLE stg_accounts_rows AS
+SELECT
+  s.account_id AS __account,
+  s.created_at AS __time,
+  s.name,
+  s.tier,
+  s.owner,
+  s.seats_purchased,
+  s.created_at,
+  (
+    s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+  ) AS __in_run,
+  NOT s.created_at IS NULL AND s.created_at IS NULL AS __bad_time,
+  ROW_NUMBER() OVER (
+    PARTITION BY s.account_id, (
+      s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
+    ORDER BY s.created_at DESC, CAST(s.name AS TEXT) NULLS FIRST, CAST(s.tier AS TEXT) NULLS FIRST, CAST(s.owner AS TEXT) NULLS FIRST, CAST(s.seats_purchased AS TEXT) NULLS FIRST, CAST(s.created_at AS TEXT) NULLS FIRST
+  ) AS __rank
+FROM src_accounts AS s;
+
 -- stg_accounts: one row per account id
 CREATE OR REPLACE TABLE stg_accounts AS
 SELECT
-  *
-FROM (
-  SELECT
-    s.account_id AS __account,
-    s.created_at AS __time,
-    s.name,
-    s.tier,
-    s.owner,
-    s.seats_purchased,
-    s.created_at,
-    ROW_NUMBER() OVER (
-      PARTITION BY s.account_id
-      ORDER BY s.created_at DESC, CAST(s.name AS TEXT) NULLS FIRST, CAST(s.tier AS TEXT) NULLS FIRST, CAST(s.owner AS TEXT) NULLS FIRST, CAST(s.seats_purchased AS TEXT) NULLS FIRST, CAST(s.created_at AS TEXT) NULLS FIRST
-    ) AS __rank
-  FROM src_accounts AS s
-  WHERE
-    NOT s.account_id IS NULL
-    AND (
+  __account,
+  __time,
+  name,
+  tier,
+  owner,
+  seats_purchased,
+  created_at
+FROM stg_accounts_rows
+WHERE
+  NOT __account IS NULL AND __in_run AND __rank = 1;
+
+-- stg_contacts_rows: every contact row, ranked per id, with its account
+CREATE OR REPLACE TABLE stg_contacts_rows AS
+SELECT
+  s.contact_id AS __contact,
+  COALESCE(ids.__account, s.account_id) AS __account,
+  s.created_at AS __time,
+  s.role,
+  (
+    s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+  ) AS __in_run,
+  NOT s.created_at IS NULL AND s.created_at IS NULL AS __bad_time,
+  ROW_NUMBER() OVER (
+    PARTITION BY s.contact_id, (
       s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
     )
-) AS ranked
-WHERE
-  __rank = 1;
+    ORDER BY s.created_at DESC, CAST(s.account_id AS TEXT) NULLS FIRST, CAST(s.role AS TEXT) NULLS FIRST
+  ) AS __rank
+FROM src_contacts AS s
+LEFT JOIN stg_identities AS ids
+  ON ids.__alias = s.account_id;
 
 -- stg_contacts: one row per contact id, with its account
 CREATE OR REPLACE TABLE stg_contacts AS
 SELECT
-  *
-FROM (
-  SELECT
-    s.contact_id AS __contact,
-    COALESCE(ids.__account, s.account_id) AS __account,
-    s.created_at AS __time,
-    s.role,
-    ROW_NUMBER() OVER (
-      PARTITION BY s.contact_id
-      ORDER BY s.created_at DESC, CAST(s.account_id AS TEXT) NULLS FIRST, CAST(s.role AS TEXT) NULLS FIRST
-    ) AS __rank
-  FROM src_contacts AS s
-  LEFT JOIN stg_identities AS ids
-    ON ids.__alias = s.account_id
-  WHERE
-    NOT s.contact_id IS NULL
-    AND (
-      s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-    )
-) AS ranked
+  __contact,
+  __account,
+  __time,
+  role
+FROM stg_contacts_rows
 WHERE
-  __rank = 1;
+  NOT __contact IS NULL AND __in_run AND __rank = 1;
 
 -- stg_events: events rows with resolved ids and UTC time, per account
 CREATE OR REPLACE VIEW stg_events AS
@@ -937,37 +952,29 @@ SELECT
   'accounts' AS source,
   COUNT(*) AS rows_read,
   COUNT(*) FILTER(WHERE
-    s.account_id IS NULL) AS missing_id,
+    __account IS NULL) AS missing_id,
   COUNT(*) FILTER(WHERE
-    NOT s.account_id IS NULL
-    AND (
-      s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-    )) - (
+    NOT __account IS NULL AND __in_run) - (
     SELECT
       COUNT(*)
     FROM stg_accounts
   ) AS duplicate_id,
   0 AS unknown_id,
   COUNT(*) FILTER(WHERE
-    NOT s.account_id IS NULL AND NOT s.created_at IS NULL AND s.created_at IS NULL) AS bad_time,
+    NOT __account IS NULL AND __bad_time) AS bad_time,
   COUNT(*) FILTER(WHERE
-    NOT s.account_id IS NULL
-    AND s.created_at > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS after_as_of,
+    NOT __account IS NULL AND NOT __in_run) AS after_as_of,
   COUNT(*) FILTER(WHERE
-    NOT s.account_id IS NULL
-    AND s.created_at > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
-FROM src_accounts AS s
+    NOT __account IS NULL AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
+FROM stg_accounts_rows
 UNION ALL
 SELECT
   'contacts' AS source,
   COUNT(*) AS rows_read,
   COUNT(*) FILTER(WHERE
-    s.contact_id IS NULL) AS missing_id,
+    __contact IS NULL) AS missing_id,
   COUNT(*) FILTER(WHERE
-    NOT s.contact_id IS NULL
-    AND (
-      s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-    )) - (
+    NOT __contact IS NULL AND __in_run) - (
     SELECT
       COUNT(*)
     FROM stg_contacts
@@ -982,14 +989,12 @@ SELECT
       a.__account IS NULL
   ) AS unknown_id,
   COUNT(*) FILTER(WHERE
-    NOT s.contact_id IS NULL AND NOT s.created_at IS NULL AND s.created_at IS NULL) AS bad_time,
+    NOT __contact IS NULL AND __bad_time) AS bad_time,
   COUNT(*) FILTER(WHERE
-    NOT s.contact_id IS NULL
-    AND s.created_at > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS after_as_of,
+    NOT __contact IS NULL AND NOT __in_run) AS after_as_of,
   COUNT(*) FILTER(WHERE
-    NOT s.contact_id IS NULL
-    AND s.created_at > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
-FROM src_contacts AS s
+    NOT __contact IS NULL AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
+FROM stg_contacts_rows
 UNION ALL
 SELECT
   'events' AS source,

@@ -197,10 +197,16 @@ def _steps(ctx: Context, passes: aggregates.Passes) -> Iterator[Step]:
     identities = staging.identities_step(ctx)
     if identities is not None:
         yield Step("stg_identities", "view", identities, "alias ids → account ids")
-    yield Step("stg_accounts", "table", staging.entity_step(ctx, ctx.accounts, ACCOUNT),
+    yield Step(staging.rows_relation("account"), "table",
+               staging.entity_rows_step(ctx, ctx.accounts, ACCOUNT),
+               "every account row, ranked per id")
+    yield Step("stg_accounts", "table", staging.entity_step(ctx, ACCOUNT),
                "one row per account id")
     if ctx.contacts is not None:
-        yield Step("stg_contacts", "table", staging.entity_step(ctx, ctx.contacts, CONTACT),
+        yield Step(staging.rows_relation("contact"), "table",
+                   staging.entity_rows_step(ctx, ctx.contacts, CONTACT),
+                   "every contact row, ranked per id, with its account")
+        yield Step("stg_contacts", "table", staging.entity_step(ctx, CONTACT),
                    "one row per contact id, with its account")
     source_passes = passes.source_passes()
     for item in source_passes:

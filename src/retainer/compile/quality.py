@@ -13,8 +13,8 @@ from sqlglot import exp
 
 from retainer.compile.aggregates import Pass
 from retainer.compile.context import Context
-from retainer.compile.sql import ACCOUNT, CONTACT, alias, col, literal, timestamp, utc_time
-from retainer.compile.staging import not_after, src
+from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col, literal, timestamp
+from retainer.compile.staging import rows_relation
 
 COLUMNS = ("source", "rows_read", "missing_id", "duplicate_id", "unknown_id", "bad_time",
            "after_as_of", "future_dated")
@@ -32,48 +32,38 @@ def quality_step(ctx: Context, passes: list[Pass]) -> exp.Query:
 
 
 def _entity(ctx: Context, source: str, parent: str | None) -> exp.Select:
+    """Counted from the ranked rows staging read once (`staging.entity_rows_step`)."""
     spec = ctx.rulebook.sources[source]
-    assert spec.key is not None
-    key = col(spec.key, "s")
-    has_key: exp.Expr = key.copy().is_(exp.null()).not_()
-    count = exp.Count(this=exp.Star())
-    bad_time: exp.Expr = literal(0)
+    level = "account" if parent is None else "contact"
+    key = col(ACCOUNT if parent is None else CONTACT)
+    has_key = key.copy().is_(exp.null()).not_()
     after_as_of: exp.Expr = literal(0)
     future: exp.Expr = literal(0)
-    in_run: exp.Expr = has_key
     if spec.time is not None:
-        raw = col(spec.time, "s")
-        parsed = utc_time(raw.copy(), ctx.catalog.engine_type(source, spec.time),
-                          ctx.capabilities.text_time)
-        bad_time = _count_if(exp.and_(has_key.copy(), raw.is_(exp.null()).not_(),
-                                      parsed.is_(exp.null())))
-        # The same rows staging leaves out: dated after as_of (the entity did not exist yet,
-        # or the row is a later update).
-        after_as_of = _count_if(exp.and_(has_key.copy(), exp.GT(
-            this=parsed.copy(), expression=ctx.as_of_sql())))
+        after_as_of = _count_if(exp.and_(has_key.copy(), exp.not_(col("__in_run"))))
         future = _count_if(exp.and_(has_key.copy(), exp.GT(
-            this=parsed.copy(), expression=timestamp(ctx.clock))))
-        in_run = exp.and_(has_key.copy(), not_after(parsed.copy(), ctx.as_of_sql()))
-    # Duplicates among the rows the run reads, so that no row is counted twice: staging
-    # keeps one of them per id (cheaper than counting distinct ids again).
+            this=col(TIME), expression=timestamp(ctx.clock))))
     staged = "stg_contacts" if parent is not None else "stg_accounts"
-    duplicate = exp.Sub(this=_count_if(in_run), expression=exp.select(
-        exp.Count(this=exp.Star())).from_(staged).subquery())
     unknown: exp.Expr = literal(0)
-    select = exp.select(
-        alias(literal(source), "source"), alias(count, "rows_read"),
-        alias(_count_if(key.copy().is_(exp.null())), "missing_id"),
-        alias(duplicate, "duplicate_id"))
     if parent is not None:
         # Contacts whose account is unknown: counted from the staged (deduplicated) rows.
         unknown = exp.select(exp.Count(this=exp.Star())).from_(
-            exp.alias_(exp.to_table("stg_contacts"), "c")).join(
+            exp.alias_(exp.to_table(staged), "c")).join(
             exp.alias_(exp.to_table("stg_accounts"), "a"), join_type="left",
             on=col(ACCOUNT, "a").eq(col(ACCOUNT, "c"))).where(
             col(ACCOUNT, "a").is_(exp.null())).subquery()
-    return (select.select(alias(unknown, "unknown_id"), alias(bad_time, "bad_time"),
-                          alias(after_as_of, "after_as_of"), alias(future, "future_dated"))
-            .from_(exp.alias_(exp.to_table(src(source)), "s")))
+    # Duplicates among the rows the run reads, so that no row is counted twice: staging
+    # keeps one of them per id (cheaper than counting distinct ids again).
+    duplicate = exp.Sub(this=_count_if(exp.and_(has_key.copy(), col("__in_run"))),
+                        expression=exp.select(exp.Count(this=exp.Star())).from_(
+                            staged).subquery())
+    return exp.select(
+        alias(literal(source), "source"), alias(exp.Count(this=exp.Star()), "rows_read"),
+        alias(_count_if(key.copy().is_(exp.null())), "missing_id"),
+        alias(duplicate, "duplicate_id"), alias(unknown, "unknown_id"),
+        alias(_count_if(exp.and_(has_key.copy(), col("__bad_time"))), "bad_time"),
+        alias(after_as_of, "after_as_of"), alias(future, "future_dated"),
+    ).from_(rows_relation(level))
 
 
 def _source(item: Pass) -> exp.Select:

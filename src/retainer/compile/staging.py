@@ -4,7 +4,8 @@
 * `stg_accounts` and `stg_contacts` keep one row per id (the latest by time at or before
   as_of) and drop rows without an id or dated after as_of — an account created after as_of
   did not exist yet; all of these are counted in the quality report. A row without a usable
-  time is kept: nothing says it is from the future.
+  time is kept: nothing says it is from the future. Both are read from `stg_accounts_rows` /
+  `stg_contacts_rows`, every row of the source once, ranked and flagged for the report.
 * `stg_<source>` views give every row its `__account` (through the identity map, or through
   its contact), `__contact`, `__time`, and the account or contact columns its traits read.
 """
@@ -63,14 +64,21 @@ def entity_columns(ctx: Context, level: str) -> list[str]:
     return [name for name in ctx.catalog.names(source) if name in wanted]
 
 
-def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
-    """One row per entity id, the latest by time up to as_of; rows without an id and rows
-    dated after as_of are dropped (an update after as_of is not seen either).
+def rows_relation(level: str) -> str:
+    """The table of every accounts / contacts row, ranked (see `entity_rows_step`)."""
+    return f"stg_{level}s_rows"
 
-    Ties at the same time are broken by the values the row brings into the run, so the
-    kept row does not depend on file order or on the engine. (Tied rows that agree on all of
-    those give the same staged row whichever is kept; sorting on every other column as well
-    would cost a cast and a sort key per column and row.)
+
+def entity_rows_step(ctx: Context, source: str, key_name: str) -> exp.Select:
+    """Every row of the accounts / contacts source as the run reads it, ranked per id.
+
+    `__rank` 1 is the row the run keeps for its id: the latest by time among the rows that
+    belong to the run (`__in_run`: dated at or before as_of, or undated). Ties at the same
+    time are broken by the values the row brings into the run, so the kept row does not
+    depend on file order or on the engine. (Tied rows that agree on all of those give the
+    same staged row whichever is kept; sorting on every other column as well would cost a
+    cast and a sort key per column and row.) The rows the run leaves out stay here, flagged,
+    so that the quality report counts them without reading the source a second time.
     """
     spec = ctx.rulebook.sources[source]
     key_column = spec.key
@@ -78,27 +86,41 @@ def entity_step(ctx: Context, source: str, key_name: str) -> exp.Select:
     key = raw_id(ctx, source, key_column)
     time = _time(ctx, source)
     level = "contact" if key_name == CONTACT else "account"
-    inner = exp.select(alias(key, key_name))
+    select = exp.select(alias(key, key_name))
     if key_name == CONTACT:
         assert spec.account is not None
-        inner = inner.select(alias(resolved_account(ctx, source, spec.account), ACCOUNT))
+        select = select.select(alias(resolved_account(ctx, source, spec.account), ACCOUNT))
     columns = entity_columns(ctx, level)
+    in_run: exp.Expr = exp.true()
+    bad_time: exp.Expr = exp.false()
+    if spec.time:
+        in_run = not_after(time.copy(), ctx.as_of_sql())
+        bad_time = exp.and_(col(spec.time, "s").is_(exp.null()).not_(),
+                            time.copy().is_(exp.null()))
     order = [exp.Ordered(this=time.copy(), desc=True, nulls_first=False)] if spec.time else []
     kept = {*columns, spec.account} if key_name == CONTACT else set(columns)
     order += [exp.Ordered(this=exp.cast(col(name, "s"), "VARCHAR"), nulls_first=True)
               for name in ctx.catalog.names(source) if name in kept]
-    rank = exp.Window(this=exp.RowNumber(), partition_by=[key.copy()],
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[key.copy(), in_run.copy()],
                       order=exp.Order(expressions=order) if order else None)
-    inner = (inner.select(alias(time, TIME), *(col(name, "s") for name in columns),
-                          alias(rank, "__rank"))
-             .from_(exp.alias_(exp.to_table(src(source)), "s"))
-             .where(col(key_column, "s").is_(exp.null()).not_()))
-    if spec.time:
-        inner = inner.where(not_after(time.copy(), ctx.as_of_sql()))
+    select = (select.select(alias(time, TIME), *(col(name, "s") for name in columns),
+                            alias(in_run, "__in_run"), alias(bad_time, "__bad_time"),
+                            alias(rank, "__rank"))
+              .from_(exp.alias_(exp.to_table(src(source)), "s")))
     if key_name == CONTACT and ctx.identities is not None:
-        inner = _join_identities(ctx, inner, source, spec.account or "")
-    return exp.select(exp.Star()).from_(inner.subquery("ranked")).where(
-        col("__rank").eq(1))
+        select = _join_identities(ctx, select, source, spec.account or "")
+    return select
+
+
+def entity_step(ctx: Context, key_name: str) -> exp.Select:
+    """One row per entity id, the latest by time up to as_of; rows without an id and rows
+    dated after as_of are left out (an update after as_of is not seen either)."""
+    level = "contact" if key_name == CONTACT else "account"
+    keep = [col(key_name)] + ([col(ACCOUNT)] if key_name == CONTACT else [])
+    keep += [col(TIME), *(col(name) for name in entity_columns(ctx, level))]
+    return exp.select(*keep).from_(rows_relation(level)).where(exp.and_(
+        col(key_name).is_(exp.null()).not_(), col("__in_run"),
+        col("__rank").eq(exp.Literal.number(1))))
 
 
 def source_step(ctx: Context, item: Pass) -> exp.Select:
