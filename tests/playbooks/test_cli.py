@@ -69,15 +69,15 @@ def test_dry_run_act_actions_and_decisions(make_project: Writer, receiver: Recei
     assert len(receiver.records()) == 1
 
     listed = retainer("actions", "-p", root, "--playbook", "welcome").stdout
-    assert "welcome  a3  recorded  task: Welcome Initech (owner ana@us.example, due " \
-           "2026-01-18) → ledger" in listed
-    assert "welcome  a3  suppressed  message: 'welcome' to c4 → outbox/messages" in listed
+    assert "welcome  a3  recorded\n    task: Welcome Initech (owner ana@us.example, due " \
+           "2026-01-18) → ledger\n" in listed
+    assert "welcome  a3  suppressed\n    message: 'welcome' to c4 → outbox/messages\n" in listed
     as_json = json.loads(quick("actions", "-p", root, "--format", "json"))
     assert {r["status"] for r in as_json} == {"recorded", "suppressed", "sent"}
 
     decisions = retainer("decisions", "-p", root, "--contact", "c4").stdout
-    assert "contact c4  suppressed  welcome · marketing/email · FR (policy eu, opt_in)" in \
-        decisions
+    assert "contact c4  suppressed  welcome\n    marketing/email · FR (policy eu, opt_in)\n" \
+        in decisions
     assert "EU marketing is opt-in and no consent is recorded" in decisions
     rows = json.loads(quick("decisions", "-p", root, "--format", "json", "--outcome",
                             "suppressed"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -93,32 +94,45 @@ def _print_items(items: list[dict[str, Any]], limit: int) -> None:
     if not items:
         console.print("nothing would fire")
         return
+    shown = items[:limit]
+    labels = [_label(item) for item in shown]
+    entity_width = max(len(str(item["entity"])) for item in shown)
+    label_width = max(len(label) for label, _ in labels)
     playbook = None
-    for item in items[:limit]:
+    for item, (label, style) in zip(shown, labels, strict=True):
         if item["playbook"] != playbook:
             playbook = item["playbook"]
             console.print(Text(playbook, style="bold"))
-        outcome = item["outcome"]
-        consent = item["consent"] or ""
-        label = "would be suppressed" if consent.startswith("suppressed") else {
-            "fire": "would fire", "held_out": "held out", "no_recipient": "no recipient"
-        }.get(outcome, outcome)
-        where = f" → {item['to']}" if item["to"] != "ledger" or outcome == "fire" else ""
-        line = Text(f"  {item['entity']:<10} ")
-        line.append(f"{label:<20}", style=_STYLE.get("suppressed" if consent.startswith(
-            "suppressed") else outcome, ""))
-        line.append(f" {item['action']}{where}")
-        console.print(line, highlight=False)
+        where = f" → {item['to']}" if item["to"] != "ledger" or item["outcome"] == "fire" \
+            else ""
+        line = Text(f"{item['entity']:<{entity_width}}  ")
+        line.append(f"{label:<{label_width}}", style=style)
+        line.append(f"  {item['action']}{where}")
+        _indented(line, 2)
         reason = item["why"] if item["why_not"] is None else f"{item['why_not']}; " \
             f"{item['why']}"
-        console.print(Text(f"      why: {reason}", style="dim"), highlight=False)
-        if consent:
-            decision, _, detail = consent.partition(": ")
-            console.print(Text(f"      consent {decision}: {detail}", style="dim"),
-                          highlight=False)
+        _indented(Text(f"why: {reason}", style="dim"), 4)
+        if item["consent"]:
+            decision, _, detail = item["consent"].partition(": ")
+            _indented(Text(f"consent {decision}: {detail}", style="dim"), 4)
     if len(items) > limit:
         console.print(f"… and {len(items) - limit} more (--limit N lists more, "
                       "--format json lists all)")
+
+
+def _label(item: dict[str, Any]) -> tuple[str, str]:
+    """What a dry run says will become of an item, and its colour."""
+    if (item["consent"] or "").startswith("suppressed"):
+        return "would be suppressed", _STYLE["suppressed"]
+    outcome = item["outcome"]
+    label = {"fire": "would fire", "held_out": "held out",
+             "no_recipient": "no recipient"}.get(outcome, outcome)
+    return label, _STYLE.get(outcome, "")
+
+
+def _indented(text: Text, indent: int) -> None:
+    """Print `text` indented, its wrapped lines too (narrow terminals)."""
+    console.print(Padding(text, (0, 0, 0, indent), expand=False), highlight=False)
 
 
 @app.command()
@@ -160,8 +174,8 @@ def actions(project: ProjectOption = Path("."),
 def _action_lines(record: dict[str, Any]) -> tuple[Text, str]:
     head = Text(f"{_cell(record['planned_at'])}  {record['playbook']}  {record['entity']}  ")
     head.append(record["status"], style=_STYLE.get(record["status"], ""))
-    head.append(f"  {record['action']}: {record['what']} → {record['to']}")
-    detail = record["reason"] or ""
+    detail = f"{record['action']}: {record['what']} → {record['to']}"
+    detail += f"\n{record['reason']}" if record["reason"] else ""
     if record["error"] and record["status"] == "suppressed":
         detail += f"\nconsent: {record['error']}"
     elif record["error"]:
@@ -209,14 +223,24 @@ def decisions(project: ProjectOption = Path("."),
     _emit([d.as_dict() for d in found], output, _decision_lines, "no decisions recorded")
 
 
+def _who(contact_id: str | None) -> str:
+    """A contact as a person reads it; a tombstone (a forgotten person) by its first
+    16 characters, as `retainer erasures` lists it."""
+    text = str(contact_id)
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return f"forgotten {text[:16]}"
+    return f"contact {text}"
+
+
 def _decision_lines(record: dict[str, Any]) -> tuple[Text, str]:
-    head = Text(f"{_cell(record['decided_at'])}  contact {record['contact_id']}  ")
+    head = Text(f"{_cell(record['decided_at'])}  {_who(record['contact_id'])}  ")
     head.append(record["outcome"], style=_STYLE.get(record["outcome"], ""))
-    head.append(f"  {record['playbook'] or ''} · {record['purpose']}"
-                f"{'/' + record['channel'] if record['channel'] else ''} · "
-                f"{record['jurisdiction'] or 'unknown jurisdiction'} "
-                f"(policy {record['policy']}, {record['rule']})")
-    return head, record["reason"]
+    head.append(f"  {record['playbook'] or ''}")
+    channel = f"/{record['channel']}" if record["channel"] else ""
+    where = (f"{record['purpose']}{channel} · "
+             f"{record['jurisdiction'] or 'unknown jurisdiction'} "
+             f"(policy {record['policy']}, {record['rule']})")
+    return head, f"{where}\n{record['reason']}"
 
 
 def _emit(records: list[dict[str, Any]], output: str,
@@ -229,7 +253,8 @@ def _emit(records: list[dict[str, Any]], output: str,
         writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else [])
         writer.writeheader()
         for record in records:
-            writer.writerow({k: _cell(v) for k, v in record.items()})
+            writer.writerow({k: v.isoformat(sep=" ") if isinstance(v, datetime) else _cell(v)
+                             for k, v in record.items()})
         sys.stdout.write(buffer.getvalue())
         return
     if not records:
@@ -240,20 +265,25 @@ def _emit(records: list[dict[str, Any]], output: str,
         head, detail = lines(record)
         console.print(head, highlight=False)
         for line in detail.splitlines():
-            console.print(Text(f"    {line}", style="dim"), highlight=False)
+            _indented(Text(line, style="dim"), 4)
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return f"{value:%Y-%m-%d %H:%M:%S}"
+        return f"{value:%Y-%m-%d %H:%M}"
     return str(value)
 
 
 def _moment(text: str) -> datetime:
+    from retainer.errors import RetainerError
     from retainer.project import parse_as_of
-    return parse_as_of(text)
+    try:
+        return parse_as_of(text)
+    except RetainerError:
+        raise RetainerError(f"'{text}' is not a date or time",
+                            hint="write --since 2026-11-30 or 2026-11-30T12:00:00Z") from None
 
 
 def _check_format(output: str, allowed: tuple[str, ...]) -> None:
