@@ -17,19 +17,17 @@ from retainer.checks import check_activation
 from retainer.demo.generator import DemoSummary
 from retainer.errors import ValidationError
 from retainer.project import Project
+from tests.doc_examples import DOCS
+from tests.doc_examples import blocks as doc_blocks
 
-ROOT = Path(__file__).parent.parent.parent
-DOC = ROOT / "docs" / "privacy.md"
-DEMO = ROOT / "src" / "retainer" / "demo" / "project" / "retainer.yml"
+DOC = DOCS / "privacy.md"
+DEMO = DOCS.parent / "src" / "retainer" / "demo" / "project" / "retainer.yml"
 RETAINER = str(Path(sys.executable).parent / "retainer")
 yaml = YAML(typ="safe")
 
 
 def blocks(language: str) -> list[str]:
-    """The fenced blocks of the document in `language` ('' for those without one)."""
-    return [body for lang, body in re.findall(r"```(\w*)\n(.*?)```",
-                                              DOC.read_text(encoding="utf-8"), re.DOTALL)
-            if lang == language]
+    return doc_blocks(DOC, language)
 
 
 def words(text: str) -> str:

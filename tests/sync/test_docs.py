@@ -5,47 +5,36 @@ snippet verifies a real request (tests/sync/test_destinations.py)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
 from retainer.checks import check_activation
 from retainer.destinations.base import Record
 from retainer.destinations.webhook import WebhookDestination, idempotency_key
-from retainer.project import Project
 from retainer.sync.apply import SyncResult
 from retainer.sync.records import Change
 from retainer.sync.runner import run_syncs
 from tests.conftest import DEMO_END
-from tests.test_docs import blocks, merged_rulebook
+from tests.doc_examples import DOCS, blocks, demo_with, yaml
 
-DOC = Path(__file__).parents[2] / "docs" / "sync.md"
-yaml = YAML(typ="safe")
+DOC = DOCS / "sync.md"
 
 
 @pytest.fixture(scope="module")
 def ran_demo(demo_project: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
              ) -> Path:
     target = tmp_path_factory.mktemp("syncdocs") / "demo"
-    shutil.copytree(demo_project[0], target, ignore=shutil.ignore_patterns(".retainer"))
-    Project(target).run(DEMO_END)
+    demo_with(demo_project[0], target, []).run(DEMO_END)
     return target
 
 
 @pytest.mark.parametrize("index", range(len(blocks(DOC, "yaml"))))
 def test_documented_rulebook_example(index: int, ran_demo: Path, tmp_path: Path) -> None:
-    example = yaml.load(blocks(DOC, "yaml")[index])
-    root = tmp_path / "demo"
-    shutil.copytree(ran_demo, root)
-    merged = merged_rulebook(root, example)
-    for file in (root / "rulebook").glob("*.yml"):
-        file.unlink()
-    with (root / "rulebook" / "all.yml").open("w") as handle:
-        YAML().dump(merged, handle)
-    project = Project(root)
+    body = blocks(DOC, "yaml")[index]
+    example = yaml.load(body)
+    project = demo_with(ran_demo, tmp_path / "demo", [body], keep_results=True)
     catalog = project.catalog()
     check_activation(project.rulebook, project.plan(catalog=catalog), catalog)
     local = [name for name in example.get("syncs", {})

@@ -7,6 +7,7 @@ lets a sync or a playbook retry after any failure without duplicating anything.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,16 @@ class Record:
     entity_id: str                # the account or contact it is about
     payload: dict[str, Any] = field(default_factory=dict)   # JSON-serialisable
     op: Literal["upsert", "delete"] = "upsert"
+
+
+def require_driver(module: str, destination: str, extra: str,
+                   location: Location | None) -> None:
+    """Import a destination type's driver now, or say how to install it."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise RetainerError(f"destination '{destination}' needs {module}", location=location,
+                            hint=f"pip install 'retainer[{extra}]'") from None
 
 
 class DeliveryError(RetainerError):

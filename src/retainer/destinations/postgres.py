@@ -16,9 +16,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from retainer.destinations.base import DeliveryError, Destination, Record
+from retainer.destinations.base import DeliveryError, Destination, Record, require_driver
 from retainer.destinations.retry import RetryPolicy
-from retainer.errors import Location, RetainerError, first_line
+from retainer.errors import Location, first_line
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.models import PostgresDestination as PostgresSettings
 
@@ -48,11 +48,7 @@ class PostgresDestination(Destination):
     def open(cls, name: str, settings: Any, rulebook: Rulebook,
              location: Location | None = None) -> PostgresDestination:
         assert isinstance(settings, PostgresSettings)
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            raise RetainerError(f"destination '{name}' needs psycopg", location=location,
-                                hint="pip install 'retainer[postgres]'") from None
+        require_driver("psycopg", name, "postgres", location)
         return cls(name, settings.url, schema=settings.schema_, timeout=settings.timeout,
                    policy=RetryPolicy(settings.retries, settings.backoff),
                    batch=settings.batch)

@@ -20,9 +20,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from retainer.destinations.base import DeliveryError, Destination, Record
+from retainer.destinations.base import DeliveryError, Destination, Record, require_driver
 from retainer.destinations.retry import RetryPolicy
-from retainer.errors import Location, RetainerError, first_line
+from retainer.errors import Location, first_line
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.models import RabbitMQDestination as RabbitMQSettings
 
@@ -52,11 +52,7 @@ class RabbitMQDestination(Destination):
     def open(cls, name: str, settings: Any, rulebook: Rulebook,
              location: Location | None = None) -> RabbitMQDestination:
         assert isinstance(settings, RabbitMQSettings)
-        try:
-            import pika  # noqa: F401
-        except ImportError:
-            raise RetainerError(f"destination '{name}' needs pika", location=location,
-                                hint="pip install 'retainer[rabbitmq]'") from None
+        require_driver("pika", name, "rabbitmq", location)
         return cls(name, settings.url, exchange=settings.exchange, timeout=settings.timeout,
                    policy=RetryPolicy(settings.retries, settings.backoff),
                    batch=settings.batch)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from retainer import journal
 from retainer.playbooks.plan import Item
 from retainer.state import Store
 
@@ -84,17 +85,9 @@ def done_occurrences(store: Store, playbook: str, since: datetime
 
 def begin_act(store: Store, as_of: datetime, run_id: int | None, started_at: datetime,
               playbooks: Sequence[str], rulebook_hash: str) -> int:
-    with store.backend.transaction():
-        # Holding the store means no other act is alive: a 'running' one was killed.
-        store.backend.execute("UPDATE acts SET status = 'interrupted' WHERE status = "
-                              "'running'")
-        act_id = int(store.backend.fetch("SELECT coalesce(max(act_id), 0) + 1 FROM acts")
-                     [0][0])
-        store.backend.execute(
-            "INSERT INTO acts (act_id, as_of, run_id, started_at, status, playbooks, "
-            "rulebook_hash) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-            [act_id, as_of, run_id, started_at, ",".join(playbooks), rulebook_hash])
-    return act_id
+    return journal.begin(store, "acts", "act_id", {
+        "as_of": as_of, "run_id": run_id, "started_at": started_at,
+        "playbooks": ",".join(playbooks), "rulebook_hash": rulebook_hash})
 
 
 def finish_act(store: Store, act_id: int, status: str, counts: dict[str, int],

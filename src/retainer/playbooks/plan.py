@@ -57,10 +57,6 @@ class Item:
     consent: str | None = None      # a dry run's preview of the consent decision
 
     @property
-    def reaches_person(self) -> bool:
-        return self.contact_id is not None
-
-    @property
     def occurrence_key(self) -> tuple[str, str, str, datetime]:
         return self.playbook, self.entity_id, self.trigger_kind, self.occurrence
 

@@ -8,25 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from retainer.playbooks import plan
 from retainer.playbooks.act import ActReport
-from retainer.playbooks.plan import (
-    CAPPED,
-    COOLDOWN,
-    DONE,
-    FIRE,
-    HELD_OUT,
-    NO_MATCH,
-    NO_RECIPIENT,
-    STOPPED,
-    Item,
-)
+from retainer.playbooks.plan import Item
 
-PLAN_COLUMNS = (("fire", FIRE), ("held out", HELD_OUT), ("stopped", STOPPED),
-                ("cooldown", COOLDOWN), ("capped", CAPPED), ("no recipient", NO_RECIPIENT),
-                ("when false", NO_MATCH), ("done before", DONE))
+PLAN_COLUMNS = (("fire", plan.FIRE), ("held out", plan.HELD_OUT), ("stopped", plan.STOPPED),
+                ("cooldown", plan.COOLDOWN), ("capped", plan.CAPPED),
+                ("no recipient", plan.NO_RECIPIENT), ("when false", plan.NO_MATCH),
+                ("done before", plan.DONE))
 DISPATCH_COLUMNS = ("sent", "recorded", "suppressed", "failed", "rejected")
 # What a dry run lists item by item (the others are only counted).
-LISTED = (FIRE, HELD_OUT, STOPPED, COOLDOWN, CAPPED, NO_RECIPIENT)
+LISTED = (plan.FIRE, plan.HELD_OUT, plan.STOPPED, plan.COOLDOWN, plan.CAPPED,
+          plan.NO_RECIPIENT)
 
 
 def counts(report: ActReport) -> list[dict[str, Any]]:

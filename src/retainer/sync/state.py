@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from retainer import journal
 from retainer.destinations.base import Record
 from retainer.state import Store
 
@@ -178,18 +179,10 @@ def dead_letters(store: Store, sync: str | None = None) -> list[DeadLetter]:
 
 def begin(store: Store, sync: str, destination: str, mode: str, stream: str,
           run_id: int | None, now: datetime) -> int:
-    with store.backend.transaction():
-        # Holding the store means no other sync is alive: one still 'running' was killed.
-        store.backend.execute("UPDATE sync_log SET status = 'interrupted' "
-                              "WHERE status = 'running'")
-        sync_id = int(store.backend.fetch("SELECT coalesce(max(sync_id), 0) + 1 FROM sync_log")
-                      [0][0])
-        store.backend.execute(
-            "INSERT INTO sync_log (sync_id, sync, destination, mode, stream, run_id, "
-            "started_at, status, upserted, deleted, messages, failed, pending) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', 0, 0, 0, 0, 0)",
-            [sync_id, sync, destination, mode, stream, run_id, now])
-    return sync_id
+    return journal.begin(store, "sync_log", "sync_id", {
+        "sync": sync, "destination": destination, "mode": mode, "stream": stream,
+        "run_id": run_id, "started_at": now,
+        **dict.fromkeys(("upserted", "deleted", "messages", "failed", "pending"), 0)})
 
 
 def finish(store: Store, sync_id: int, status: str, counts: dict[str, int],
