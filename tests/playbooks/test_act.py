@@ -256,3 +256,34 @@ playbooks:
                if i.playbook == "all_hands"}
     assert outcome[("a1", None)] == "done"
     assert outcome[("a2", "c3")] == "capped" and outcome[("a3", "c4")] == "capped"
+
+
+def test_cooldowns_and_caps_end_exactly_when_their_period_does(make_project: Writer) -> None:
+    """A 2-day cooldown or cap from an act on 01-16 holds on 01-17 23:59 and is over on
+    01-18 00:00: a period `per` long ends at the same moment it began, `per` later."""
+    from datetime import datetime
+
+    from retainer.project import Project
+    root = make_project("""
+playbooks:
+  cooled:
+    purpose: success_outreach
+    when: "busy"
+    cooldown: 2d
+    actions: [{route: {queue: a}}]
+  capped:
+    purpose: success_outreach
+    when: "not busy"
+    cooldown: 1h
+    caps: {account: {max: 1, per: 2d}}
+    actions: [{route: {queue: b}}]
+""")
+    act_on(root)                               # a1 is busy on 01-16, a2 and a3 are not
+    outcomes = {}
+    for moment in (datetime(2026, 1, 17, 23, 59), datetime(2026, 1, 18)):
+        Project(root).run(moment)
+        plan = act_on(root, dry_run=True).plan
+        outcomes[moment.day] = {(i.playbook, i.entity_id): i.outcome for i in plan.items
+                                if i.entity_id in ("a1", "a2")}
+    assert outcomes == {17: {("cooled", "a1"): "cooldown", ("capped", "a2"): "capped"},
+                        18: {("cooled", "a1"): "fire", ("capped", "a2"): "fire"}}

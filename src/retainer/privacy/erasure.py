@@ -1,10 +1,10 @@
 """`retainer forget`: plan what a person's erasure removes, then remove it everywhere.
 
 Order matters for a failure or a kill half-way: the tombstones are written first, in the same
-transaction that deletes the person's history, so from that moment every run suppresses them;
-then the ledger and decision log are anonymised, the published results and exports cleaned,
-and the deletion propagated to destinations. Every step can run again without harm, so
-forgetting the same person again finishes whatever an earlier attempt left undone.
+transaction that deletes the person's history and anonymises the ledger and decision log,
+so from that moment every run suppresses them; then the published results and exports are
+cleaned, and the deletion propagated to destinations. Every step can run again without
+harm, so forgetting the same person again finishes whatever an earlier attempt left undone.
 """
 
 from __future__ import annotations

@@ -53,13 +53,12 @@ def _token(secret: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w@.-]){re.escape(secret)}(?![\w@.-])", re.IGNORECASE)
 
 
-def scrub_free_text(store: Store, secrets: Sequence[str]) -> int:
-    """Scrub the secrets out of every free-text column of the store; returns the values
-    changed. Runs no transaction of its own: call it inside the erasure's."""
+def scrub_free_text(store: Store, secrets: Sequence[str]) -> None:
+    """Scrub the secrets out of every free-text column of the store. Runs no transaction
+    of its own: call it inside the erasure's."""
     secrets = longest_first(secrets)
     if not secrets:
-        return 0
-    changed = 0
+        return
     for table, keys, column in FREE_TEXT:
         text = exp.Lower(this=exp.column(column))
         mentions = exp.or_(*(exp.StrPosition(this=text.copy(), substr=exp.Placeholder())
@@ -72,5 +71,3 @@ def scrub_free_text(store: Store, secrets: Sequence[str]) -> int:
             match = exp.and_(*(exp.column(k).eq(exp.Placeholder()) for k in keys))
             store.backend.execute(exp.update(table, {column: exp.Placeholder()}, where=match),
                                   [cleaned, *key])
-            changed += 1
-    return changed
