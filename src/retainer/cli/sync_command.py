@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.padding import Padding
 from rich.text import Text
 
 from retainer.cli.common import ProjectOption, console, errors, friendly
@@ -155,53 +155,53 @@ def _show_store(loaded: Any, names: list[str] | None, log: bool, limit: int) -> 
 
 
 def _print_log(entries: list[Any]) -> None:
+    """One line per sync (when, what, how it ended), what it sent and its error under it:
+    readable at any terminal width."""
     if not entries:
         console.print("no syncs yet")
         return
-    failures = any(e.error for e in entries)
-    table = Table(show_edge=False, padding=(0, 1))
-    for column in ("id", "sync", "run", "started", "status", "sent",
-                   *(("error",) if failures else ())):
-        table.add_column(column, no_wrap=column not in ("sync", "sent", "error"),
-                         overflow="fold", justify="right" if column in ("id", "run")
-                         else "left", ratio=2 if column == "error" else None)
     for e in entries:
+        run = f"  run {e.run_id}" if e.run_id is not None else ""
+        head = Text(f"#{e.sync_id}  {e.started_at:%Y-%m-%d %H:%M}  {e.sync} → "
+                    f"{e.destination}{run}  ")
+        head.append(e.status, style=_STATUS.get(e.status, ""))
+        console.print(head, highlight=False)
         sent = [f"{n:,} {label}" for n, label in ((e.upserted, "upserted"),
                                                   (e.deleted, "deleted"),
                                                   (e.messages, "messages")) if n]
         missing = [f"{n:,} {label}" for n, label in ((e.failed, "dead-lettered"),
                                                      (e.pending, "not attempted")) if n]
-        cells: list[str | Text] = [
-            str(e.sync_id), f"{e.sync} → {e.destination}", str(e.run_id or "–"),
-            f"{e.started_at:%Y-%m-%d %H:%M}", Text(e.status, style=_STATUS.get(e.status, "")),
-            Text(", ".join(sent) or ("nothing delivered" if missing else "nothing new"),
-                 style="" if sent else "dim")
-            + Text("; " + ", ".join(missing) if missing else "", style="red")]
-        if failures:
-            cells.append(Text(e.error or "", style="red"))
-        table.add_row(*cells)
-    console.print(table)
+        summary = Text(", ".join(sent) or ("nothing delivered" if missing else "nothing new"),
+                       style="" if sent else "dim")
+        if missing:
+            summary.append("; " + ", ".join(missing), style="red")
+        _indented(summary)
+        if e.error:
+            _indented(Text(e.error, style="red"))
 
 
 def _print_dead_letters(letters: list[Any], limit: int) -> None:
     if not letters:
         console.print("the dead-letter store is empty")
         return
-    # Records that failed together share their error: one row per sync and error.
+    # Records that failed together share their error: one entry per sync and error.
     groups: dict[tuple[str, str], list[Any]] = {}
     for letter in letters:
         groups.setdefault((letter.sync, letter.error), []).append(letter)
-    table = Table(show_edge=False, padding=(0, 1))
-    for column in ("sync", "records", "count", "attempts", "last failed", "error"):
-        table.add_column(column, overflow="fold", no_wrap=column not in ("records", "error"),
-                         justify="right" if column in ("count", "attempts") else "left")
     for (sync, error), items in list(groups.items())[:limit]:
+        console.print(Text.assemble((sync, "bold"), f": {len(items):,} record(s), "
+                                    f"{max(i.attempts for i in items)} attempt(s), last "
+                                    f"{max(i.failed_at for i in items):%Y-%m-%d %H:%M}"),
+                      highlight=False)
         keys = ", ".join(item.record_key for item in items[:3])
         keys += f" … ({len(items) - 3:,} more)" if len(items) > 3 else ""
-        table.add_row(sync, keys, f"{len(items):,}", str(max(i.attempts for i in items)),
-                      f"{max(i.failed_at for i in items):%Y-%m-%d %H:%M}",
-                      Text(error, style="red"))
-    console.print(table)
+        _indented(Text(keys))
+        _indented(Text(error, style="red"))
     if len(groups) > limit:
         console.print(f"[dim]… and {len(groups) - limit:,} more (--limit)[/]")
     console.print(f"{len(letters):,} record(s) wait; the next 'retainer sync' sends them again")
+
+
+def _indented(text: Text) -> None:
+    """Print under an entry, indented, its wrapped lines too."""
+    console.print(Padding(text, (0, 0, 0, 4), expand=False), highlight=False)
