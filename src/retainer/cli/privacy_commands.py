@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -136,13 +137,13 @@ def _overview(graph: Lineage, rulebook: Rulebook) -> None:
         for field in fields:
             by_source.setdefault(field.source, []).append(field)
         for source, columns in by_source.items():
-            line = Text(f"  {source}: ")
+            line = Text(f"{source}: ")
             for index, field in enumerate(columns):
                 line.append(", " if index else "")
                 allowed = _allowed(rulebook, field, purpose)
                 line.append(field.column + ("" if allowed else " ✗"),
                             style="" if allowed else "bold red")
-            console.print(line)
+            _indented(line, 2)
 
 
 def _fields(graph: Lineage, rulebook: Rulebook, element: Element) -> None:
@@ -153,14 +154,14 @@ def _fields(graph: Lineage, rulebook: Rulebook, element: Element) -> None:
         purposes = provenance.purposes if provenance else None
         declared = [d for d in (provenance.legal_basis, provenance.jurisdiction,
                                 provenance.origin) if d] if provenance else []
-        console.print(Text.assemble(
-            (f"  {field}", "bold"),
+        _indented(Text.assemble(
+            (str(field), "bold"),
             ("  for " + ", ".join(purposes)) if purposes is not None else ("  any purpose",
                                                                             "dim"),
-            (f"  ({', '.join(declared)})", "dim") if declared else ""))
+            (f"  ({', '.join(declared)})", "dim") if declared else ""), 2)
         chain = graph.chain(element, field)[1:-1]
-        console.print(Text("      via " + " → ".join(str(step) for step in chain)
-                           if chain else "      directly", style="dim"))
+        _indented(Text("via " + " → ".join(str(step) for step in chain)
+                       if chain else "directly", style="dim"), 6)
 
 
 def _users(graph: Lineage, field: Field) -> None:
@@ -173,6 +174,11 @@ def _users(graph: Lineage, field: Field) -> None:
         chain = graph.chain(user, field)[1:-1]
         via = " → ".join(str(step) for step in chain)
         console.print(f"  {user}" + (f"  [dim](through {via})[/]" if via else ""))
+
+
+def _indented(text: Text, indent: int) -> None:
+    """Print `text` indented, its wrapped lines too (narrow terminals)."""
+    console.print(Padding(text, (0, 0, 0, indent), expand=False), highlight=False)
 
 
 def _allowed(rulebook: Rulebook, field: Field, purpose: str) -> bool:
