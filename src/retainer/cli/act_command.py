@@ -150,18 +150,11 @@ def actions(project: ProjectOption = Path("."),
     from retainer.playbooks import ledger
     from retainer.project import Project
     _check_format(output, FORMATS)
-    clauses: list[str] = []
-    parameters: list[Any] = []
-    for column, value in (("playbook", playbook), ("account_id", account),
-                          ("status", status)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            parameters.append(value)
-    if since is not None:
-        clauses.append("planned_at >= ?")
-        parameters.append(_moment(since))
+    equal = {column: value for column, value in (
+        ("playbook", playbook), ("account_id", account), ("status", status))
+        if value is not None}
     with Project(project).store() as store:
-        rows = ledger.entries(store, " AND ".join(clauses), parameters, limit)
+        rows = ledger.entries(store, equal, _moment(since) if since else None, limit)
     records = [{"planned_at": e.planned_at, "playbook": e.playbook, "entity": e.entity_id,
                 "contact": e.contact_id, "action": e.action_kind,
                 "what": _what(e.action_kind, e.payload),

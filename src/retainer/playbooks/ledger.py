@@ -8,10 +8,12 @@ one statement per dispatch batch, inside a transaction with the decisions behind
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlglot import exp
 
 from retainer import journal
 from retainer.playbooks.plan import Item
@@ -157,15 +159,24 @@ def pending(store: Store, max_attempts: int, playbooks: Sequence[str] | None = N
     return [_entry(r) for r in rows]
 
 
-def entries(store: Store, where: str = "", parameters: Sequence[Any] = (),
-            limit: int | None = None) -> list[Entry]:
-    query = f"SELECT {', '.join(ENTRY_COLUMNS)} FROM ledger"
-    if where:
-        query += f" WHERE {where}"
-    query += " ORDER BY planned_at DESC, playbook, entity_id, action_key"
+def entries(store: Store, equal: Mapping[str, Any] | None = None,
+            since: datetime | None = None, limit: int | None = None) -> list[Entry]:
+    """Ledger rows, newest first: those whose columns have the `equal` values, planned at
+    or after `since`."""
+    query = exp.select(*ENTRY_COLUMNS).from_("ledger")
+    parameters: list[Any] = []
+    for column, value in (equal or {}).items():
+        query = query.where(exp.column(column).eq(exp.Placeholder()))
+        parameters.append(value)
+    if since is not None:
+        query = query.where(exp.GTE(this=exp.column("planned_at"),
+                                    expression=exp.Placeholder()))
+        parameters.append(since)
+    query = query.order_by(exp.Ordered(this=exp.column("planned_at"), desc=True), "playbook",
+                           "entity_id", "action_key")
     if limit is not None:
-        query += f" LIMIT {int(limit)}"
-    return [_entry(r) for r in store.backend.fetch(query, list(parameters))]
+        query = query.limit(limit)
+    return [_entry(r) for r in store.backend.fetch(query, parameters)]
 
 
 def set_status(store: Store, updates: Sequence[tuple[str, str, datetime | None, int,

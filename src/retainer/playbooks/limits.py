@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlglot import exp
+
 from retainer.playbooks.plan import Item
 from retainer.rulebook.models import Cap, Caps, Playbook
 from retainer.state import Store
@@ -54,11 +56,11 @@ class Limits:
     def read(cls, store: Store, since: datetime) -> Limits:
         """What the ledger holds from `since` on."""
         limits = cls()
-        statuses = ", ".join(f"'{s}'" for s in FIRED)
-        rows = store.backend.fetch(
-            "SELECT playbook, entity_id, account_id, contact_id, action_kind, status, as_of, "
-            f"occurrence, action_index FROM ledger WHERE as_of > ? AND status IN ({statuses})",
-            [since])
+        query = (exp.select("playbook", "entity_id", "account_id", "contact_id", "action_kind",
+                            "status", "as_of", "occurrence", "action_index").from_("ledger")
+                 .where(exp.GT(this=exp.column("as_of"), expression=exp.Placeholder()))
+                 .where(exp.column("status").isin(*(exp.Literal.string(s) for s in FIRED))))
+        rows = store.backend.fetch(query, [since])
         for playbook, entity, account, contact, kind, status, as_of, occurrence, index in rows:
             limits._note(str(playbook), str(entity), account, contact, str(kind), str(status),
                          as_of, occurrence, int(index))
