@@ -214,6 +214,11 @@ def test_forget_by_email_removes_the_person_everywhere(acted: Path, postgres_url
     assert rows(root, "SELECT decision_id, outcome FROM decisions ORDER BY 1"
                 ) == decisions_before
     assert rows(root, f"SELECT count(*) FROM decisions WHERE contact_id = '{tomb}'") == [(2,)]
+    # Asked by the id the controller knows, the decision log answers from the tombstone.
+    asked = quick("decisions", "--contact", PERSON_ID, "-p", root)
+    assert f"{PERSON_ID} was forgotten on request" in asked
+    assert asked.count(f"forgotten {tomb[:16]}  sent  welcome") == 1
+    assert leaked(asked.replace(f"{PERSON_ID} was forgotten", "")) == []
     stones = rows(root, "SELECT subject_hash, kind, propagated FROM erasures ORDER BY kind")
     assert [(s[0], s[1]) for s in stones] == [(tomb, "contact"), (address, "email")]
     summary = json.loads(str(stones[0][2]))

@@ -210,10 +210,23 @@ def decisions(project: ProjectOption = Path("."),
         raise RetainerError(f"unknown outcome '{outcome}'",
                             hint="one of " + ", ".join(log.OUTCOMES))
     with Project(project).store() as store:
-        found = log.query(store, contact=contact, account=account, playbook=playbook,
-                          outcome=outcome, since=_moment(since) if since else None,
-                          limit=limit)
+        tombstone = _tombstone(store, contact) if contact else None
+        if tombstone is not None and output == "table":
+            console.print(f"[yellow]{contact} was forgotten on request:[/] their decisions "
+                          f"are kept under their tombstone ({tombstone[:16]})")
+        found = log.query(store, contact=tombstone or contact, account=account,
+                          playbook=playbook, outcome=outcome,
+                          since=_moment(since) if since else None, limit=limit)
     _emit([d.as_dict() for d in found], output, _decision_lines, "no decisions recorded")
+
+
+def _tombstone(store: Any, contact: str) -> str | None:
+    """The tombstone a forgotten contact's decisions are kept under, or None."""
+    from retainer.privacy.tombstones import Forgotten, subject_hash
+    forgotten = Forgotten.of(store)
+    if forgotten.salt is None or not forgotten(contact):
+        return None
+    return subject_hash(forgotten.salt, contact)
 
 
 def _who(contact_id: str | None) -> str:
