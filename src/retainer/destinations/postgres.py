@@ -88,11 +88,9 @@ class PostgresDestination(Destination):
                     attempts=attempt) from None
             if attempt < self.policy.attempts:
                 self.policy.wait(attempt)
-        raise DeliveryError(
-            f"destination '{self.name}' failed after {self.policy.attempts} attempt(s): "
-            f"{last}", retryable=True, attempts=self.policy.attempts,
-            hint="is the database up and the table free of long locks? nothing is lost — "
-                 "the next sync sends these rows again")
+        raise self.policy.gave_up(
+            self.name, last, "is the database up and the table free of long locks? nothing "
+            "is lost — the next sync sends these rows again")
 
     def close(self) -> None:
         self._reset()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from retainer.destinations.base import DeliveryError, Destination, Record, require_driver
+from retainer.destinations.base import Destination, Record, require_driver
 from retainer.destinations.retry import RetryPolicy
 from retainer.errors import Location, first_line
 from retainer.rulebook.loader import Rulebook
@@ -91,11 +91,10 @@ class RabbitMQDestination(Destination):
                 last = f"cannot reach {_safe(self.url)}: {first_line(exc) or type(exc).__name__}"
             if attempt < self.policy.attempts:
                 self.policy.wait(attempt)
-        raise DeliveryError(
-            f"destination '{self.name}' failed after {self.policy.attempts} attempt(s): "
-            f"{last}", retryable=True, attempts=self.policy.attempts,
-            hint="bind a queue to the exchange with a matching routing key, or check that "
-                 "the broker is up; nothing is lost — the next sync sends the messages again")
+        raise self.policy.gave_up(
+            self.name, last, "bind a queue to the exchange with a matching routing key, or "
+            "check that the broker is up; nothing is lost — the next sync sends the messages "
+            "again")
 
     def close(self) -> None:
         self._reset()

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from retainer.destinations.base import DeliveryError
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -28,3 +30,12 @@ class RetryPolicy:
 
     def wait(self, attempt: int, retry_after: float | None = None) -> None:
         self.sleep(self.delay(attempt, retry_after))
+
+    def gave_up(self, destination: str, last: str, hint: str, tried: int | None = None
+                ) -> DeliveryError:
+        """The error once every attempt failed (`tried`: fewer, when a server asked to
+        wait longer than is worth it)."""
+        attempts = self.attempts if tried is None else tried
+        return DeliveryError(f"destination '{destination}' failed after {attempts} "
+                             f"attempt(s): {last}", retryable=True, hint=hint,
+                             attempts=attempts)

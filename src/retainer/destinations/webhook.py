@@ -110,10 +110,9 @@ class WebhookDestination(Destination):
                     break
             if attempt < attempts:
                 self.policy.wait(attempt, retry_after)
-        raise DeliveryError(f"destination '{self.name}' failed after {tried} attempt(s): "
-                            f"{last}", retryable=True,
-                            hint="the receiver is down or overloaded; nothing is lost — the "
-                                 "next sync sends these records again", attempts=tried)
+        raise self.policy.gave_up(self.name, last, "the receiver is down or overloaded; "
+                                  "nothing is lost — the next sync sends these records again",
+                                  tried)
 
     def request(self, stream: str, records: Sequence[Record], key: str
                 ) -> tuple[bytes, dict[str, str]]:
