@@ -48,11 +48,18 @@ def validate(project: ProjectOption = Path(".")) -> None:
     check_measures(rulebook)
     from retainer.checks import check_activation
     check_activation(rulebook, plan, catalog)
-    console.print(f"[green]✓[/] {rulebook.config.name}: {len(rulebook.sources)} sources, "
-                  f"{len(rulebook.traits)} traits, {len(rulebook.dimensions)} dimensions, "
-                  f"{len(rulebook.tags)} tags, health {'on' if rulebook.health else 'off'}, "
-                  f"{len(rulebook.playbooks)} playbooks, {len(rulebook.syncs)} syncs; "
+    counts = ", ".join(_count(len(items), noun) for items, noun in (
+        (rulebook.sources, "source"), (rulebook.traits, "trait"),
+        (rulebook.dimensions, "dimension"), (rulebook.tags, "tag")))
+    activation = ", ".join(_count(len(items), noun) for items, noun in (
+        (rulebook.playbooks, "playbook"), (rulebook.syncs, "sync")))
+    console.print(f"[green]✓[/] {rulebook.config.name}: {counts}, health "
+                  f"{'on' if rulebook.health else 'off'}, {activation}; "
                   f"{len(plan.steps)} compiled steps")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 @app.command()
