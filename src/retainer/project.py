@@ -291,10 +291,13 @@ class Project:
         for step in plan.outputs():
             if not step.name.endswith("_results"):
                 continue
+            # Ordered by the key, so two exports of the same results are the same file.
+            key = self._key(step.name.removesuffix("_results"))
+            rows = exp.select(exp.Star()).from_(staged(step.name)).order_by(exp.column(key))
             for fmt in self.rulebook.config.output.formats:
                 final = self.export_dir / f"{step.name}.{fmt}"
                 partial = final.with_name(final.name + ".next")
-                engine.export(exp.select(exp.Star()).from_(staged(step.name)), partial, fmt)
+                engine.export(rows, partial, fmt)
                 written[partial] = final
         return written
 
