@@ -31,7 +31,7 @@ from retainer.engines.duckdb import DuckDBEngine
 from retainer.errors import Location, Problem, RetainerError, ValidationError
 from retainer.explain import Explanation, explain
 from retainer.project import Project, parse_as_of
-from retainer.rulebook.models import Model
+from retainer.rulebook.fields import Model
 from retainer.rulebook.yamlpos import load_yaml
 
 Row = dict[str, Any]

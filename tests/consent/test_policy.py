@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retainer.consent.policy import match_policy, resolve
-from retainer.rulebook.models import ConsentSettings
+from retainer.rulebook.playbook_models import ConsentSettings
 
 
 def test_builtin_policies_eu_opt_in_for_marketing_us_opt_out() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from retainer.rulebook.models import METRICS
+from retainer.rulebook.measure_models import METRICS
 
 ROOT = Path(__file__).parent.parent.parent
 DOC = ROOT / "docs" / "measures.md"

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from retainer.playbooks.occurrences import occurrences
 from retainer.project import Project
-from retainer.rulebook.models import Trigger
+from retainer.rulebook.playbook_models import Trigger
 from tests.playbooks.conftest import DAYS, Writer, act_on, run
 
 NOTHING = """

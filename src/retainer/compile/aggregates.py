@@ -26,7 +26,8 @@ from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col, for_engine,
 from retainer.errors import did_you_mean
 from retainer.rulebook import expressions
 from retainer.rulebook.expressions import ExpressionError, Type
-from retainer.rulebook.models import AggregateTrait, Entity
+from retainer.rulebook.fields import Entity
+from retainer.rulebook.models import AggregateTrait
 
 # What an aggregate returns when a window holds no rows.
 _EMPTY: dict[str, object] = {"count": 0, "count_distinct": 0, "sum": 0, "exists": False}

@@ -16,8 +16,8 @@ from retainer.compile.catalog import Catalog
 from retainer.compile.sql import col, timestamp
 from retainer.errors import Location, Problem
 from retainer.rulebook.expressions import Binding, ExpressionError, Type
+from retainer.rulebook.fields import Entity
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import Entity
 
 NodeKind = Literal["trait", "dimension", "tag", "health", "component", "band"]
 RESERVED = ("health", "health_band", "as_of", "account", "contact")

@@ -10,7 +10,7 @@ from retainer.compile.context import Context, Node
 from retainer.compile.graph import layers
 from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col
 from retainer.compile.staging import entity_columns
-from retainer.rulebook.models import Entity
+from retainer.rulebook.fields import Entity
 
 
 def pipeline_query(ctx: Context, level: Entity, passes: list[Pass]) -> exp.Select:

@@ -34,17 +34,12 @@ from retainer.compile.plan import Plan
 from retainer.compile.scopes import AggregateScope, EntityScope
 from retainer.errors import Problem, RetainerError, did_you_mean
 from retainer.rulebook import expressions
+from retainer.rulebook.destination_models import Sync
 from retainer.rulebook.expressions import ExpressionError
+from retainer.rulebook.fields import Entity
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import (
-    AggregateTrait,
-    Entity,
-    MessageAction,
-    Playbook,
-    Sync,
-    TaskAction,
-    WebhookAction,
-)
+from retainer.rulebook.models import AggregateTrait
+from retainer.rulebook.playbook_models import MessageAction, Playbook, TaskAction, WebhookAction
 
 ElementKind = Literal["trait", "dimension", "segment", "tag", "health", "component", "band",
                       "playbook", "sync"]

@@ -23,8 +23,9 @@ from retainer.compile.catalog import Catalog
 from retainer.compile.context import RESERVED, Context, Node
 from retainer.compile.sql import ACCOUNT, CONTACT, alias, col, literal
 from retainer.errors import ValidationError, did_you_mean
+from retainer.rulebook.fields import Entity
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import AggregateTrait, Entity
+from retainer.rulebook.models import AggregateTrait
 
 StepKind = Literal["view", "table", "output"]
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from retainer.compile.context import Context, names_at
 from retainer.compile.sql import TIME, col
 from retainer.rulebook.expressions import Binding
-from retainer.rulebook.models import Entity
+from retainer.rulebook.fields import Entity
 
 
 class AggregateScope:

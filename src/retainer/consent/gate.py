@@ -20,7 +20,7 @@ from datetime import datetime
 from retainer.consent.policy import resolve
 from retainer.consent.records import STATUSES, ConsentRecord, read_consents
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import ConsentSettings
+from retainer.rulebook.playbook_models import ConsentSettings
 
 
 @dataclass(frozen=True)

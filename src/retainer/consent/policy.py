@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retainer.rulebook.models import ConsentRule, ConsentSettings
+from retainer.rulebook.playbook_models import ConsentRule, ConsentSettings
 
 OTHERWISE = "otherwise"
 

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from retainer.destinations.base import DeliveryError, Destination, Record
 from retainer.errors import Location, RetainerError
+from retainer.rulebook.destination_models import FilesDestination as FilesSettings
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import FilesDestination as FilesSettings
 
 Row = dict[str, Any]
 STREAM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from retainer.destinations.base import DeliveryError, Destination, Record, require_driver
 from retainer.destinations.retry import RetryPolicy
 from retainer.errors import Location, first_line
+from retainer.rulebook.destination_models import PostgresDestination as PostgresSettings
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import PostgresDestination as PostgresSettings
 
 if TYPE_CHECKING:
     import psycopg

@@ -23,8 +23,8 @@ from typing import Any
 from retainer.destinations.base import Destination, Record, require_driver
 from retainer.destinations.retry import RetryPolicy
 from retainer.errors import Location, first_line
+from retainer.rulebook.destination_models import RabbitMQDestination as RabbitMQSettings
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import RabbitMQDestination as RabbitMQSettings
 
 
 class _NoConfirm(Exception):

@@ -24,8 +24,8 @@ import httpx
 from retainer.destinations.base import DeliveryError, Destination, Record
 from retainer.destinations.retry import RetryPolicy
 from retainer.errors import Location, RetainerError
+from retainer.rulebook.destination_models import WebhookDestination as WebhookSettings
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import WebhookDestination as WebhookSettings
 
 SIGNATURE_HEADER = "X-Retainer-Signature"
 TIMESTAMP_HEADER = "X-Retainer-Timestamp"

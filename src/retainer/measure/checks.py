@@ -10,12 +10,7 @@ from __future__ import annotations
 from retainer.errors import Location, Problem, ValidationError, did_you_mean
 from retainer.measure.groups import known_columns
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import (
-    BILLING_METRICS,
-    SURVEY_METRICS,
-    Buckets,
-    Measure,
-)
+from retainer.rulebook.measure_models import BILLING_METRICS, SURVEY_METRICS, Buckets, Measure
 
 # What each use of a name accepts (by kind of name, see groups.known_columns).
 _GROUPS = ("dimension", "tag", "health band", "trait", "account column", "health component",

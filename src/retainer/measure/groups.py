@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from retainer.compile.sql import col
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import Buckets
+from retainer.rulebook.measure_models import Buckets
 
 NONE = "(none)"
 MISSING = "(missing)"

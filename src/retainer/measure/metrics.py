@@ -19,7 +19,7 @@ from retainer.errors import RetainerError, did_you_mean
 from retainer.measure import billing, stats, surveys
 from retainer.measure.groups import ALL, Grouping, column_name, grouping
 from retainer.measure.workspace import Workspace
-from retainer.rulebook.models import BILLING_METRICS, Measure
+from retainer.rulebook.measure_models import BILLING_METRICS, Measure
 
 Unit = Literal["nps", "share", "ratio", "mean"]
 METHODS = {

@@ -23,7 +23,7 @@ from retainer.rulebook.expressions import (
     bind,
     parse,
 )
-from retainer.rulebook.models import Measure
+from retainer.rulebook.measure_models import Measure
 
 DEFAULT_WINDOW = {"nps": timedelta(days=365), "csat": timedelta(days=90)}
 PROMOTER, DETRACTOR = 9, 6  # promoters answer 9–10, detractors 0–6

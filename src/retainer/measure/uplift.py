@@ -23,7 +23,7 @@ from pathlib import Path
 from retainer.measure import stats
 from retainer.playbooks.occurrences import membership
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import Outcome, Playbook
+from retainer.rulebook.playbook_models import Outcome, Playbook
 from retainer.state import Store, open_store
 
 NO_PLAYBOOKS = ("No playbook with a holdout and an outcome has acted long enough ago to "

@@ -14,7 +14,7 @@ from typing import Any
 
 from retainer.playbooks.conditions import render
 from retainer.playbooks.people import Person
-from retainer.rulebook.models import (
+from retainer.rulebook.playbook_models import (
     Action,
     MessageAction,
     RouteAction,

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlglot import exp
 
 from retainer.playbooks.plan import Item
-from retainer.rulebook.models import Cap, Caps, Playbook
+from retainer.rulebook.playbook_models import Cap, Caps, Playbook
 from retainer.state import Store
 
 FIRED = ("planned", "sent", "recorded", "suppressed", "failed", "rejected", "held_out")

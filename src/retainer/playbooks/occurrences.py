@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from retainer.rulebook.models import Trigger
+from retainer.rulebook.playbook_models import Trigger
 from retainer.state import Store
 
 

@@ -43,7 +43,7 @@ from retainer.playbooks.results import Results
 from retainer.privacy.tombstones import Forgotten
 from retainer.rulebook.expressions import ExpressionError
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import (
+from retainer.rulebook.playbook_models import (
     CONDITION_COOLDOWN,
     MessageAction,
     Playbook,

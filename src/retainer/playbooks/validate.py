@@ -22,12 +22,7 @@ from retainer.playbooks.columns import result_columns
 from retainer.playbooks.conditions import ResultsScope, check_expression, template_fields
 from retainer.rulebook.expressions import Type
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import (
-    MessageAction,
-    Playbook,
-    TaskAction,
-    WebhookAction,
-)
+from retainer.rulebook.playbook_models import MessageAction, Playbook, TaskAction, WebhookAction
 
 
 def problems(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> list[Problem]:

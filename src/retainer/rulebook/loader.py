@@ -16,27 +16,28 @@ from typing import Any, TypeVar
 import pydantic
 
 from retainer.errors import Location, Problem, RetainerError, ValidationError, did_you_mean
-from retainer.rulebook.models import (
+from retainer.rulebook.destination_models import (
     DESTINATION_TYPES,
-    AggregateTrait,
-    ConsentSettings,
-    DerivedTrait,
     Destination,
-    Dimension,
     FilesDestination,
-    Health,
-    Measure,
-    Playbook,
     PostgresDestination,
-    ProjectConfig,
     RabbitMQDestination,
-    Source,
     Sync,
+    WebhookDestination,
+)
+from retainer.rulebook.fields import is_name
+from retainer.rulebook.measure_models import Measure
+from retainer.rulebook.models import (
+    AggregateTrait,
+    DerivedTrait,
+    Dimension,
+    Health,
+    ProjectConfig,
+    Source,
     Tag,
     Trait,
-    WebhookDestination,
-    is_name,
 )
+from retainer.rulebook.playbook_models import ConsentSettings, Playbook
 from retainer.rulebook.yamlpos import PathKey, Positions, load_yaml, string_offset_location
 
 M = TypeVar("M", bound=pydantic.BaseModel)

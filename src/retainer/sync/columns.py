@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from retainer.compile.plan import Plan
+from retainer.rulebook.destination_models import Sync
 from retainer.rulebook.expressions import Binding, Bound, Type, as_condition, bind, parse
+from retainer.rulebook.fields import Entity
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import Entity, Sync
 
 
 def results_table(level: Entity) -> str:

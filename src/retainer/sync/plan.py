@@ -16,8 +16,8 @@ from typing import Any
 
 from retainer.destinations.base import Record
 from retainer.engines.duckdb import DuckDBEngine
+from retainer.rulebook.destination_models import Sync
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import Sync
 from retainer.state import Store
 from retainer.sync import state
 from retainer.sync.columns import key_columns

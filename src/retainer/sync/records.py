@@ -22,9 +22,9 @@ from retainer.compile.sql import category
 from retainer.destinations.base import Record
 from retainer.engines.duckdb import DuckDBEngine
 from retainer.errors import RetainerError
+from retainer.rulebook.destination_models import Sync
 from retainer.rulebook.expressions import ExpressionError, Type
 from retainer.rulebook.loader import Rulebook
-from retainer.rulebook.models import Sync
 from retainer.state import Store
 from retainer.sync.columns import (
     compile_where,

@@ -10,9 +10,9 @@ from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan
 from retainer.destinations import destination_class
 from retainer.errors import Problem, did_you_mean
+from retainer.rulebook.destination_models import Sync
 from retainer.rulebook.expressions import ExpressionError, Type
 from retainer.rulebook.loader import Origin, Rulebook
-from retainer.rulebook.models import Sync
 from retainer.sync.columns import compile_where, dimension_names, planned_columns
 from retainer.sync.plan import stream_of
 
