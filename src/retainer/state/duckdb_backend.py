@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from retainer.errors import RetainerError
 from retainer.state.backend import Backend, Statement
-from retainer.state.schema import STORE_TABLES
+from retainer.state.schema import store_tables
 
 
 def _unopenable(path: Path, exc: Exception) -> RetainerError:
@@ -101,7 +101,7 @@ class AttachedDuckDBBackend(DuckDBBackend):
         tree = super().render(statement)
         parsed = sqlglot.parse_one(tree, read=self.dialect)
         for table in parsed.find_all(exp.Table):
-            if table.name in STORE_TABLES and not table.catalog:
+            if table.name in store_tables() and not table.catalog:
                 table.set("db", exp.to_identifier("main"))
                 table.set("catalog", exp.to_identifier(self.catalog))
         return parsed.sql(self.dialect)

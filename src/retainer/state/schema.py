@@ -7,6 +7,8 @@ written once in DuckDB's dialect and rendered by sqlglot for each backend.
 
 from __future__ import annotations
 
+from functools import cache
+
 import sqlglot
 from sqlglot import exp
 
@@ -46,7 +48,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 CURRENT_VERSION = len(MIGRATIONS)
 
 
-def _created_tables() -> frozenset[str]:
+@cache
+def store_tables() -> frozenset[str]:
+    """Every table of the store, for qualifying names (parsed once, when first needed)."""
     names = {"retainer_schema"}
     for migration in MIGRATIONS:
         for statement in migration:
@@ -57,5 +61,3 @@ def _created_tables() -> frozenset[str]:
                 names.add(table.name)
     return frozenset(names)
 
-
-STORE_TABLES = _created_tables()  # every table of the store, for qualifying names
