@@ -56,12 +56,19 @@ def test_every_step_parses_back_in_its_dialect(demo_plan: Plan, dialect: str) ->
 def test_one_aggregate_pass_per_source_and_entity(demo_plan: Plan) -> None:
     passes = [s.name for s in demo_plan.steps if s.name.startswith("agg_")]
     # The account pass over events reads every row (quality counts, all-time traits): its
-    # windowed distinct counts read only their 90 days, in a pass of their own.
-    assert passes == ["agg_events_by_contact", "agg_events", "agg_events_distinct",
+    # windowed traits, which need DISTINCT and the contacts' role, read only their 90 days
+    # in a pass of their own. Surveys' windowed average needs nothing extra: one pass.
+    assert passes == ["agg_events_by_contact", "agg_events", "agg_events_windowed",
                       "agg_subscriptions", "agg_surveys", "agg_tickets", "agg_contacts"]
     steps = {s.name: s.query for s in demo_plan.steps}
     assert steps["agg_events"].args.get("where") is None
     assert not list(steps["agg_events"].find_all(exp.Distinct))
-    assert steps["agg_events_distinct"].args.get("where") is not None
+    assert steps["agg_events_windowed"].args.get("where") is not None
+    # Only the windowed pass joins the contacts (for `contact.role`).
+    assert "contact__role" not in steps["stg_events"].sql()
+    assert "contact__role" in steps["stg_events_windowed"].sql()
+    assert set(steps["agg_events_windowed"].named_selects) == {
+        "__account", "logins_30d", "logins_prev_30d", "active_days_30d", "features_90d",
+        "seats_added_90d", "exec_active_90d"}
     # The contact pass is windowed already: nothing to split off.
     assert list(steps["agg_events_by_contact"].find_all(exp.Distinct))

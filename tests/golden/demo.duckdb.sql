@@ -77,13 +77,12 @@ FROM stg_contacts_rows
 WHERE
   NOT __contact IS NULL AND __in_run AND __rank = 1;
 
--- stg_events: events rows with resolved ids and UTC time, per account
-CREATE OR REPLACE VIEW stg_events AS
+-- stg_events_windowed: events rows with resolved ids and UTC time, per account
+CREATE OR REPLACE VIEW stg_events_windowed AS
 SELECT
   COALESCE(ids.__account, s.account_id) AS __account,
   s.user_id AS __contact,
   s.ts AS __time,
-  s.account_id IS NULL AS __no_id,
   s.*,
   c.role AS contact__role
 FROM src_events AS s
@@ -92,12 +91,13 @@ LEFT JOIN stg_identities AS ids
 LEFT JOIN stg_contacts AS c
   ON c.__contact = s.user_id;
 
--- stg_events_distinct: events rows with resolved ids and UTC time, per account
-CREATE OR REPLACE VIEW stg_events_distinct AS
+-- stg_events: events rows with resolved ids and UTC time, per account
+CREATE OR REPLACE VIEW stg_events AS
 SELECT
   COALESCE(ids.__account, s.account_id) AS __account,
   s.user_id AS __contact,
   s.ts AS __time,
+  s.account_id IS NULL AS __no_id,
   s.*
 FROM src_events AS s
 LEFT JOIN stg_identities AS ids
@@ -172,8 +172,32 @@ WHERE
 GROUP BY
   __contact;
 
--- agg_events: 6 trait(s) of events per account, one pass
+-- agg_events: 2 trait(s) of events per account, one pass
 CREATE OR REPLACE TABLE agg_events AS
+SELECT
+  __account,
+  COUNT(*) FILTER(WHERE
+    __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    AND (
+      name = 'integration_connected'
+    )) AS integrations,
+  MAX(__time) FILTER(WHERE
+    __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS last_seen,
+  COUNT(*) AS __rows,
+  COUNT(*) FILTER(WHERE
+    __no_id) AS __no_id,
+  COUNT(*) FILTER(WHERE
+    __time IS NULL) AS __bad_time,
+  COUNT(*) FILTER(WHERE
+    NOT __no_id AND __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
+  COUNT(*) FILTER(WHERE
+    NOT __no_id AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
+FROM stg_events
+GROUP BY
+  __account;
+
+-- agg_events_windowed: 6 windowed trait(s) of events per account, one pass
+CREATE OR REPLACE TABLE agg_events_windowed AS
 SELECT
   __account,
   COUNT(*) FILTER(WHERE
@@ -192,46 +216,6 @@ SELECT
     AND (
       name = 'login'
     )) AS logins_prev_30d,
-  COUNT(*) FILTER(WHERE
-    __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-    AND (
-      name = 'integration_connected'
-    )) AS integrations,
-  COUNT(*) FILTER(WHERE
-    (
-      __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
-      AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-    )
-    AND (
-      name = 'seat_added'
-    )) AS seats_added_90d,
-  MAX(__time) FILTER(WHERE
-    __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS last_seen,
-  COUNT(*) FILTER(WHERE
-    (
-      __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
-      AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
-    )
-    AND (
-      contact__role = 'executive'
-    )) > 0 AS exec_active_90d,
-  COUNT(*) AS __rows,
-  COUNT(*) FILTER(WHERE
-    __no_id) AS __no_id,
-  COUNT(*) FILTER(WHERE
-    __time IS NULL) AS __bad_time,
-  COUNT(*) FILTER(WHERE
-    NOT __no_id AND __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
-  COUNT(*) FILTER(WHERE
-    NOT __no_id AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
-FROM stg_events
-GROUP BY
-  __account;
-
--- agg_events_distinct: 2 windowed distinct count(s) of events per account, one pass
-CREATE OR REPLACE TABLE agg_events_distinct AS
-SELECT
-  __account,
   COUNT(
     DISTINCT CASE
       WHEN __time > CAST('2026-11-01 00:00:00' AS TIMESTAMP)
@@ -250,8 +234,24 @@ SELECT
       )
       THEN feature
     END
-  ) AS features_90d
-FROM stg_events_distinct
+  ) AS features_90d,
+  COUNT(*) FILTER(WHERE
+    (
+      __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
+      AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
+    AND (
+      name = 'seat_added'
+    )) AS seats_added_90d,
+  COUNT(*) FILTER(WHERE
+    (
+      __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
+      AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
+    AND (
+      contact__role = 'executive'
+    )) > 0 AS exec_active_90d
+FROM stg_events_windowed
 WHERE
   __time > CAST('2026-09-02 00:00:00' AS TIMESTAMP)
   AND __time <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
@@ -414,14 +414,14 @@ WITH base AS (
     e.created_at AS account__created_at,
     previous_lifecycle.segment AS __prev__lifecycle,
     previous_lifecycle.entered_at AS __since__lifecycle,
-    COALESCE(agg_events.logins_30d, 0) AS logins_30d,
-    COALESCE(agg_events.logins_prev_30d, 0) AS logins_prev_30d,
-    COALESCE(agg_events_distinct.active_days_30d, 0) AS active_days_30d,
-    COALESCE(agg_events_distinct.features_90d, 0) AS features_90d,
+    COALESCE(agg_events_windowed.logins_30d, 0) AS logins_30d,
+    COALESCE(agg_events_windowed.logins_prev_30d, 0) AS logins_prev_30d,
+    COALESCE(agg_events_windowed.active_days_30d, 0) AS active_days_30d,
+    COALESCE(agg_events_windowed.features_90d, 0) AS features_90d,
     COALESCE(agg_events.integrations, 0) AS integrations,
-    COALESCE(agg_events.seats_added_90d, 0) AS seats_added_90d,
+    COALESCE(agg_events_windowed.seats_added_90d, 0) AS seats_added_90d,
     agg_events.last_seen AS last_seen,
-    COALESCE(agg_events.exec_active_90d, FALSE) AS exec_active_90d,
+    COALESCE(agg_events_windowed.exec_active_90d, FALSE) AS exec_active_90d,
     COALESCE(agg_tickets.tickets_30d, 0) AS tickets_30d,
     COALESCE(agg_tickets.urgent_tickets_90d, 0) AS urgent_tickets_90d,
     agg_surveys.nps AS nps,
@@ -430,10 +430,10 @@ WITH base AS (
     agg_subscriptions.cancelled_at AS cancelled_at,
     COALESCE(agg_contacts.active_users_30d, 0) AS active_users_30d
   FROM stg_accounts AS e
+  LEFT JOIN agg_events_windowed
+    ON agg_events_windowed.__account = e.__account
   LEFT JOIN agg_events
     ON agg_events.__account = e.__account
-  LEFT JOIN agg_events_distinct
-    ON agg_events_distinct.__account = e.__account
   LEFT JOIN agg_tickets
     ON agg_tickets.__account = e.__account
   LEFT JOIN agg_surveys

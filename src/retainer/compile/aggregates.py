@@ -5,11 +5,14 @@ all traits of a source. Windows are half-open, `(as_of − start, as_of − end]
 computed as literals; rows after as_of never count. The same pass counts the rows it could
 not use (missing ids, unparseable times, rows after as_of) for the run's quality report.
 
-One exception: when a pass reads every row (it counts quality, or a trait has no lower
-bound), its windowed `count_distinct` traits get a pass of their own that reads only their
-windows. Engines compute a DISTINCT aggregate beside others by keeping every row of the
-group until the end (DuckDB materialises all of them for a separate grouping); over a short
-window of a long history that is most of the pass's cost.
+One split: when a pass must read every row (it counts quality, or a trait has no lower
+bound) and some trait with a window needs work the full scan would not otherwise do — a
+DISTINCT, or a join for `contact.<column>` / `account.<column>` — the traits with a window
+get a pass of their own that reads only the union of their windows. Engines compute a
+DISTINCT beside other aggregates by keeping every row of the group, and a join costs per
+row joined; over ten million events of a long history either costs more than a second scan
+of the last weeks (which engines narrow further by skipping row groups outside it). A
+source and level thus have at most two passes.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from retainer.rulebook.models import AggregateTrait
 _EMPTY: dict[str, object] = {"count": 0, "count_distinct": 0, "sum": 0, "exists": False}
 # Columns of the quality report each pass adds (name → SQL filter over a staged row).
 QUALITY_COLUMNS = ("__rows", "__no_id", "__bad_time", "__after_as_of", "__future")
+JOINABLE = ("account", "contact")  # qualifiers that join an entity table into a pass
 
 
 @dataclass
@@ -43,7 +47,7 @@ class Pass:
     level: Entity
     rollup: bool
     scope: AggregateScope
-    distinct: bool = False  # the windowed count_distinct traits split off a full scan
+    windowed: bool = False  # the windowed traits, split off a pass that reads every row
     selects: list[exp.Expr] = field(default_factory=list)
     traits: list[str] = field(default_factory=list)
     quality: bool = False
@@ -53,7 +57,7 @@ class Pass:
     @property
     def suffix(self) -> str:
         return ("_by_contact" if self.level == "contact" else "") + (
-            "_distinct" if self.distinct else "")
+            "_windowed" if self.windowed else "")
 
     @property
     def relation(self) -> str:
@@ -73,39 +77,44 @@ class Passes:
     ctx: Context
     by_key: dict[tuple[str, Entity, bool], Pass] = field(default_factory=dict)
 
-    def get(self, source: str, level: Entity, distinct: bool = False) -> Pass:
-        key = (source, level, distinct)
+    def get(self, source: str, level: Entity, windowed: bool = False) -> Pass:
+        key = (source, level, windowed)
         if key not in self.by_key:
             rollup = source == self.ctx.contacts and level == "account"
             self.by_key[key] = Pass(source, level, rollup, AggregateScope(self.ctx, source,
-                                                                          rollup), distinct)
+                                                                          rollup), windowed)
         return self.by_key[key]
 
     def for_trait(self, source: str, trait: AggregateTrait) -> Pass:
         """The pass a trait is computed in (see the module's docstring for the split)."""
         level = trait.entity
-        return self.get(source, level, _windowed_distinct(self.ctx, trait)
-                        and self._scans_every_row(source, level))
+        return self.get(source, level, _windowed(self.ctx, trait)
+                        and self._splits_windowed(source, level))
 
-    def _scans_every_row(self, source: str, level: Entity) -> bool:
-        """Whether the main pass over (source, level) exists and reads every row."""
+    def _splits_windowed(self, source: str, level: Entity) -> bool:
+        """Whether the windowed traits of (source, level) get their own pass: a trait
+        without a window makes the main pass read every row, and a windowed trait needs
+        work that pass would not otherwise do."""
         if source == self.ctx.contacts and level == "account":
             return False  # a roll-up over contacts: already small
         traits = [t for t in self.ctx.rulebook.traits.values()
                   if isinstance(t, AggregateTrait) and t.source == source]
-        staying = [t for t in traits if t.entity == level
-                   and not _windowed_distinct(self.ctx, t)]
+        staying = [t for t in traits if t.entity == level and not _windowed(self.ctx, t)]
         if not staying:
-            return False
-        counts_quality = level == "account" or not any(t.entity == "account" for t in traits)
-        return counts_quality or any(t.window.start is None for t in staying)
+            return False  # no trait needs every row: one pass over the windows
+        spec = self.ctx.rulebook.sources[source]
+        joined = set().union(*(_joins(t) for t in staying))
+        if level == "account" and spec.account is None:
+            joined.add("contact")  # the account is found through the contact
+        return any(t.func == "count_distinct" or _joins(t) - joined
+                   for t in traits if t.entity == level and _windowed(self.ctx, t))
 
     def source_passes(self) -> list[Pass]:
         """Passes over raw sources, each source's first pass carrying the quality counts."""
         passes = [p for p in self.by_key.values() if not p.rollup]
         seen: set[str] = set()
         # Account passes first, and a split-off pass never: it reads only its windows.
-        for item in sorted(passes, key=lambda p: (p.level, p.distinct)):
+        for item in sorted(passes, key=lambda p: (p.level, p.windowed)):
             item.quality = item.source not in seen
             seen.add(item.source)
         return passes
@@ -163,10 +172,23 @@ def bind_aggregate(ctx: Context, passes: Passes, name: str, trait: AggregateTrai
     return node
 
 
-def _windowed_distinct(ctx: Context, trait: AggregateTrait) -> bool:
+def _joins(trait: AggregateTrait) -> set[str]:
+    """The entity tables a trait's expressions join (`contact.role` → contact)."""
+    found: set[str] = set()
+    for text in (trait.where, trait.value):
+        if text is None:
+            continue
+        try:
+            tree = expressions.parse(text)
+        except ExpressionError:
+            continue  # reported when the trait is bound
+        found.update(c.table for c in tree.find_all(exp.Column) if c.table in JOINABLE)
+    return found
+
+
+def _windowed(ctx: Context, trait: AggregateTrait) -> bool:
     source = ctx.rulebook.sources.get(trait.source)
-    return (trait.func == "count_distinct" and trait.window.start is not None
-            and source is not None and source.time is not None)
+    return trait.window.start is not None and source is not None and source.time is not None
 
 
 def _check_source(ctx: Context, name: str, trait: AggregateTrait) -> str | None:

@@ -214,8 +214,8 @@ def _steps(ctx: Context, passes: aggregates.Passes) -> Iterator[Step]:
         yield Step(item.staged, "view", staging.source_step(ctx, item),
                    f"{item.source} rows with resolved ids and UTC time, per {item.level}")
     for item in sorted(source_passes,
-                       key=lambda p: (p.level != "contact", p.source, p.distinct)):
-        kind = "windowed distinct count(s)" if item.distinct else "trait(s)"
+                       key=lambda p: (p.level != "contact", p.source, p.windowed)):
+        kind = "windowed trait(s)" if item.windowed else "trait(s)"
         yield Step(item.relation, "table", aggregates.pass_query(ctx, item),
                    f"{len(item.traits)} {kind} of {item.source} per {item.level}, one pass")
     levels: list[Entity] = ["account"]
