@@ -24,7 +24,7 @@ FormatOption = Annotated[str, typer.Option("--format", help="table, json or csv"
 FORMATS = ("table", "json", "csv")
 _STYLE = {"fire": "green", "sent": "green", "recorded": "green", "held_out": "cyan",
           "stopped": "yellow", "cooldown": "dim", "capped": "yellow", "suppressed": "yellow",
-          "failed": "red", "rejected": "red", "no_recipient": "yellow"}
+          "failed": "red", "rejected": "red", "no_recipient": "yellow", "retired": "yellow"}
 
 
 @app.command()
@@ -47,7 +47,8 @@ def act(project: ProjectOption = Path("."),
         sys.stdout.write(json.dumps({
             "as_of": plan.as_of.isoformat(), "run_id": plan.run_id, "dry_run": dry_run,
             "act_id": report.act_id, "playbooks": counts(report), "items": listed(report),
-            "failures": report.dispatched.failures}, indent=2, default=str) + "\n")
+            "retired": report.retired, "failures": report.dispatched.failures},
+            indent=2, default=str) + "\n")
     else:
         _print_act(report, counts(report), listed(report), limit)
     if not report.ok:
@@ -63,8 +64,10 @@ def _print_act(report: Any, rows: list[dict[str, Any]], items: list[dict[str, An
         console.print(f"[bold]Dry run {head}[/] — nothing is written or sent")
     else:
         retried = f", {report.retried} pending from earlier acts" if report.retried else ""
+        retired = sum(report.retired.values())
+        retired_text = f", {retired} retired" if retired else ""
         console.print(f"[bold]Act {report.act_id} {head}[/] — {report.written} new ledger "
-                      f"row(s){retried}")
+                      f"row(s){retried}{retired_text}")
     if report.stale:
         errors.print("[yellow]note:[/] the latest run was computed by another version of the "
                      "rulebook; 'retainer run' first to act on the current segments",
@@ -79,6 +82,7 @@ def _print_act(report: Any, rows: list[dict[str, Any]], items: list[dict[str, An
         table.add_row(*(Text(str(row[c]), style="dim" if row[c] == 0 else
                              _STYLE.get(c.replace(" ", "_"), "")) for c in shown))
     console.print(table)
+    _print_retired(report.retired, report.dry_run)
     if report.dry_run:
         _print_items(items, limit)
     for failure in report.dispatched.failures:
@@ -87,6 +91,17 @@ def _print_act(report: Any, rows: list[dict[str, Any]], items: list[dict[str, An
         console.print("[green]✓[/] everything planned was delivered, recorded or suppressed; "
                       "'retainer actions' lists the ledger, 'retainer decisions' the consent "
                       "decisions")
+
+
+def _print_retired(retired: dict[str, int], dry_run: bool) -> None:
+    """Pending actions of playbooks no longer in the rulebook: retired, never dispatched."""
+    verb = "would retire" if dry_run else "retired"
+    for playbook, count in retired.items():
+        console.print(Text(f"{verb} {count} pending action(s) of '{playbook}', no longer in "
+                           "the rulebook", style=_STYLE["retired"]), highlight=False)
+    if retired and not dry_run:
+        console.print(Text("'retainer actions --status retired' lists them", style="dim"),
+                      highlight=False)
 
 
 def _print_items(items: list[dict[str, Any]], limit: int) -> None:
@@ -142,14 +157,18 @@ def actions(project: ProjectOption = Path("."),
             account: Annotated[str | None, typer.Option(help="only this account")] = None,
             status: Annotated[str | None, typer.Option(
                 help="planned, sent, recorded, suppressed, failed, rejected, held_out, "
-                     "stopped, capped or no_recipient")] = None,
+                     "stopped, capped, no_recipient or retired")] = None,
             since: Annotated[str | None, typer.Option(help="planned at or after")] = None,
             limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
             output: FormatOption = "table") -> None:
     """List the action ledger: tasks, routes, messages and webhooks the playbooks made."""
+    from retainer.errors import RetainerError, did_you_mean
     from retainer.playbooks import ledger
     from retainer.project import Project
     _check_format(output, FORMATS)
+    if status is not None and status not in ledger.STATUSES:
+        raise RetainerError(f"unknown status '{status}'", hint=did_you_mean(
+            status, ledger.STATUSES) or "one of " + ", ".join(ledger.STATUSES))
     equal = {column: value for column, value in (
         ("playbook", playbook), ("account_id", account), ("status", status))
         if value is not None}

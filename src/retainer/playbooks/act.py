@@ -2,8 +2,10 @@
 run — write the plan to the ledger and dispatch what is pending.
 
 The rulebook is validated first (as `retainer validate` does), so nothing is acted on by
-a rulebook with a problem. The act is recorded in `acts` with its counts; a failure part
-way leaves every row either still pending (retried next time) or final, never both.
+a rulebook with a problem. Pending rows of playbooks no longer in the rulebook are retired
+(a dry run only counts them): nothing could dispatch them any more. The act is recorded in
+`acts` with its counts; a failure part way leaves every row either still pending (retried
+next time) or final, never both.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class ActReport:
     retried: int = 0                                    # pending rows of earlier acts
     consent: dict[str, str] = field(default_factory=dict)   # dry run: key → preview
     rulebook_hash: str = ""                             # the rulebook that acted
+    # Pending rows retired (a dry run: that would be) per playbook no longer in the rulebook.
+    retired: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -89,7 +93,8 @@ def act(project: Project, *, dry_run: bool = False, playbooks: Sequence[str] = (
             plan = build_plan(rulebook, store, results, playbooks or None, clock())
             if dry_run:
                 return ActReport(plan, True, consent=_preview(project, plan, clock()),
-                                 rulebook_hash=rulebook.content_hash)
+                                 rulebook_hash=rulebook.content_hash,
+                                 retired=ledger.orphaned(store, list(rulebook.playbooks)))
             return _apply(project, store, plan, clock)
     finally:
         results.close()
@@ -97,6 +102,7 @@ def act(project: Project, *, dry_run: bool = False, playbooks: Sequence[str] = (
 
 def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock) -> ActReport:
     rulebook = project.rulebook
+    retired = ledger.retire(store, list(rulebook.playbooks))
     act_id = ledger.begin_act(store, plan.as_of, plan.run_id, plan.planned_at,
                               plan.playbooks, rulebook.content_hash)
     counts: Counter[str] = Counter()
@@ -126,7 +132,7 @@ def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock) -> ActRe
         raise
     retried = sum(1 for e in pending if e.action_key not in fresh)
     return ActReport(plan, False, act_id, written, report, retried,
-                     rulebook_hash=rulebook.content_hash)
+                     rulebook_hash=rulebook.content_hash, retired=retired)
 
 
 def _preview(project: Project, plan: ActPlan, now: datetime) -> dict[str, str]:

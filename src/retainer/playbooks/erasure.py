@@ -21,8 +21,9 @@ from typing import Any
 from retainer.privacy.scrub import longest_first, scrub
 from retainer.state import Store
 
-# Rows that may have reached a destination: a delete must follow them there.
-MAY_BE_DELIVERED = ("sent", "failed", "rejected", "planned")
+# Rows that may have reached a destination: a delete must follow them there. A retired row
+# was pending (planned, or failed), and may have arrived before its act was cut short.
+MAY_BE_DELIVERED = ("sent", "failed", "rejected", "planned", "retired")
 
 
 def forget_contact(store: Store, contact_id: str, tombstone: str, known: Sequence[str] = ()

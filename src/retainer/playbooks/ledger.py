@@ -3,12 +3,15 @@
 Rows are inserted only when their key is new (the key is the primary key, and the insert
 skips keys already there), so writing a plan twice writes it once. Statuses change in
 one statement per dispatch batch, inside a transaction with the decisions behind them.
+Rows still pending when their playbook leaves the rulebook are retired: nothing would ever
+dispatch them, and they must not read as work still to do.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +23,9 @@ from retainer.playbooks.plan import Item
 from retainer.state import Store
 
 PENDING = ("planned", "failed")   # dispatched (again) by every act
+RETIRED = "retired"               # was pending when its playbook left the rulebook: final
+STATUSES = ("planned", "sent", "recorded", "suppressed", "failed", "rejected", "held_out",
+            "stopped", "capped", "no_recipient", RETIRED)
 STATUS_OF = {"fire": "planned", "held_out": "held_out", "stopped": "stopped",
              "capped": "capped", "no_recipient": "no_recipient"}
 
@@ -196,3 +202,47 @@ def set_status(store: Store, updates: Sequence[tuple[str, str, datetime | None, 
         "UPDATE ledger SET status = u.status, sent_at = u.sent_at, attempts = u.attempts, "
         "error = u.error FROM ledger_updates u WHERE ledger.action_key = u.action_key")
     store.backend.execute("DROP TABLE IF EXISTS ledger_updates")
+
+
+def _pending_status() -> exp.Expr:
+    return exp.column("status").isin(*(exp.Literal.string(s) for s in PENDING))
+
+
+def orphaned(store: Store, playbooks: Collection[str]) -> dict[str, int]:
+    """Pending rows of playbooks other than `playbooks` (those in the rulebook), counted
+    per playbook: no act would dispatch them any more."""
+    query = (exp.select("playbook", exp.Count(this=exp.Star())).from_("ledger")
+             .where(_pending_status()).group_by("playbook").order_by("playbook"))
+    if playbooks:
+        query = query.where(exp.column("playbook").isin(
+            *(exp.Placeholder() for _ in playbooks)).not_())
+    return {str(name): int(count) for name, count in
+            store.backend.fetch(query, list(playbooks))}
+
+
+def retired_reason(playbook: str) -> str:
+    return f"playbook '{playbook}' is no longer in the rulebook"
+
+
+def retire(store: Store, playbooks: Collection[str]) -> dict[str, int]:
+    """Mark the pending rows of playbooks no longer in the rulebook (not among `playbooks`)
+    `retired`, in one transaction; the reason names the playbook and keeps what the row
+    was planned for. Returns how many rows of each playbook were retired."""
+    found = orphaned(store, playbooks)
+    reason = exp.column("reason")
+    # The reason a row was planned for stays, after the reason it was retired.
+    retired_why = exp.Case(ifs=[exp.If(this=reason.is_(exp.null()), true=exp.Placeholder())],
+                           default=_concat(exp.Placeholder(), exp.Literal.string(" ("),
+                                           reason, exp.Literal.string(")")))
+    with store.backend.transaction():
+        for name in found:
+            update = exp.update("ledger", {"status": exp.Literal.string(RETIRED),
+                                           "reason": retired_why.copy()},
+                                where=exp.and_(exp.column("playbook").eq(exp.Placeholder()),
+                                               _pending_status()))
+            store.backend.execute(update, [retired_reason(name), retired_reason(name), name])
+    return found
+
+
+def _concat(*parts: exp.Expr) -> exp.Expr:
+    return functools.reduce(lambda left, right: exp.DPipe(this=left, expression=right), parts)
