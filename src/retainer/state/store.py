@@ -21,6 +21,9 @@ from retainer.errors import RetainerError
 from retainer.state.backend import Backend
 from retainer.state.schema import CURRENT_VERSION, MIGRATIONS
 
+# What identifies a membership: an entity in one segment of one dimension (or one tag).
+MEMBERSHIP_KEY = ("level", "entity_id", "dimension", "segment")
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -168,22 +171,29 @@ class Store:
         return len(undone)
 
     def _apply(self, run_id: int, as_of: datetime, rulebook_hash: str) -> None:
-        # Close what this run no longer sees, then open what was not open: unchanged
-        # memberships are not touched at all.
+        # The open memberships and the run's are compared once, in one join: only what
+        # changed is written (closed, or opened with its reason); unchanged memberships are
+        # not touched at all. Comparing twice (NOT EXISTS for closing, again for opening)
+        # read both sides twice and built every incoming reason for nothing.
+        same = " AND ".join(f"c.{k} = memberships.{k}" for k in MEMBERSHIP_KEY)
+        self.backend.execute("DROP TABLE IF EXISTS membership_changes")
         self.backend.execute(
-            "UPDATE memberships SET exited_at = ?, exited_run = ? WHERE exited_at IS NULL "
-            "AND NOT EXISTS (SELECT 1 FROM incoming_memberships i "
-            "WHERE i.level = memberships.level AND i.entity_id = memberships.entity_id "
-            "AND i.dimension = memberships.dimension AND i.segment = memberships.segment)",
-            [as_of, run_id])
+            "CREATE TEMP TABLE membership_changes AS SELECT "
+            + ", ".join(f"coalesce(i.{k}, m.{k}) AS {k}" for k in MEMBERSHIP_KEY)
+            + ", i.level IS NULL AS closes, i.reason FROM incoming_memberships i FULL JOIN "
+            "(SELECT level, entity_id, dimension, segment FROM memberships "
+            "WHERE exited_at IS NULL) m ON "
+            + " AND ".join(f"i.{k} = m.{k}" for k in MEMBERSHIP_KEY)
+            + " WHERE i.level IS NULL OR m.level IS NULL")
+        self.backend.execute(
+            "UPDATE memberships SET exited_at = ?, exited_run = ? FROM membership_changes c "
+            f"WHERE c.closes AND memberships.exited_at IS NULL AND {same}", [as_of, run_id])
         self.backend.execute(
             "INSERT INTO memberships (level, entity_id, dimension, segment, entered_at, "
             "exited_at, entered_run, exited_run, rulebook_hash, reason) "
-            "SELECT i.level, i.entity_id, i.dimension, i.segment, ?, NULL, ?, NULL, ?, i.reason "
-            "FROM incoming_memberships i WHERE NOT EXISTS (SELECT 1 FROM memberships m "
-            "WHERE m.exited_at IS NULL AND m.level = i.level AND m.entity_id = i.entity_id "
-            "AND m.dimension = i.dimension AND m.segment = i.segment)",
-            [as_of, run_id, rulebook_hash])
+            "SELECT level, entity_id, dimension, segment, ?, NULL, ?, NULL, ?, reason "
+            "FROM membership_changes WHERE NOT closes", [as_of, run_id, rulebook_hash])
+        self.backend.execute("DROP TABLE membership_changes")
 
     # --- reading -------------------------------------------------------------------------
 
