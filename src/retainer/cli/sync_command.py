@@ -1,5 +1,6 @@
 """`retainer sync [NAME]`: send what changed to the destinations; `--dry-run` shows the
-plan, `--log` the sync log and `--dead-letters` the records that could not be delivered.
+plan, `--log` the sync log and `--dead-letters` the records that could not be delivered;
+`--prune` deletes the state of syncs removed from the rulebook.
 
 Exit codes: 0 every sync delivered · 1 a sync failed (its records wait in the dead-letter
 store and go out with the next sync) · 2 the rulebook is invalid (nothing is sent).
@@ -34,18 +35,24 @@ def sync(name: Annotated[list[str] | None, typer.Argument(
          log: Annotated[bool, typer.Option("--log", help="show the sync log")] = False,
          dead_letters: Annotated[bool, typer.Option(
              "--dead-letters", help="list records that could not be delivered")] = False,
+         prune: Annotated[bool, typer.Option(
+             "--prune", help="delete the state of syncs no longer in the rulebook (NAME: "
+                             "only those); with --dry-run, list it")] = False,
          limit: Annotated[int, typer.Option(help="rows listed by --log, --dry-run and "
                                                  "--dead-letters")] = 20) -> None:
     """Send the latest results to the destinations: only what changed since the last sync."""
     from retainer.project import Project
     loaded = Project(project)
+    if prune:
+        _prune(loaded, name or [], dry_run)
+        return
     if log or dead_letters:
         _show_store(loaded, name, log, limit)
         return
     from retainer.sync.runner import run_syncs
     outcomes = run_syncs(loaded, name, full=full, dry_run=dry_run,
                          on_plan=(lambda plan: _print_plan(plan, limit)) if dry_run else None,
-                         on_result=_print_result)
+                         on_result=_print_result, on_stale=_print_stale)
     _notes(loaded.rulebook, [getattr(o, "plan", o) for o in outcomes])
     if any(getattr(outcome, "status", "succeeded") != "succeeded" for outcome in outcomes):
         raise typer.Exit(1)
@@ -61,6 +68,38 @@ def _notes(rulebook: Any, plans: list[Any]) -> None:
     for destination in unsigned:
         errors.print(f"[yellow]note:[/] destination '{destination}' sends unsigned requests; "
                      "set 'secret_env' so receivers can verify them (docs/sync.md)")
+
+
+def _print_stale(left: list[Any]) -> None:
+    """State of syncs no longer in the rulebook: reported, never pruned unasked (a sync may
+    be commented out for a day)."""
+    for sync in left:
+        errors.print(f"[yellow]note:[/] stale sync state for '{escape(sync.sync)}': "
+                     f"{sync.describe()} — the sync is no longer in the rulebook",
+                     highlight=False)
+    errors.print("    'retainer sync --prune' deletes that state; put the sync back and it "
+                 "carries on where it stopped", highlight=False)
+
+
+def _prune(loaded: Any, names: list[str], dry_run: bool) -> None:
+    from retainer.sync.prune import chosen, prune
+    declared = list(loaded.rulebook.syncs)
+    with loaded.store() as store:
+        found = chosen(store, declared, names) if dry_run else prune(store, declared, names)
+    if not found:
+        console.print("nothing to prune: every sync the store knows is in the rulebook")
+        return
+    verb = "would prune" if dry_run else "pruned"
+    for sync in found:
+        console.print(f"{verb} stale sync state for '{escape(sync.sync)}': "
+                      f"{sync.describe()}", highlight=False)
+    records = sum(s.records for s in found)
+    letters = sum(s.dead_letters for s in found)
+    summary = (f"{len(found)} sync(s), {records:,} record(s), {letters:,} dead letter(s); "
+               "the sync log keeps their history, and their destinations keep what they "
+               "were sent")
+    console.print(f"[dim]{summary}[/]" if dry_run else f"[green]✓[/] {summary}",
+                  highlight=False)
 
 
 def _print_plan(plan: Any, limit: int) -> None:

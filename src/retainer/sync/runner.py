@@ -1,7 +1,8 @@
 """`retainer sync`: validate, then plan and apply each sync while holding the store.
 
 The store's lock is held from the first plan to the last confirmation, so two syncs (or a
-sync and a run) never interleave their view of what a destination holds.
+sync and a run) never interleave their view of what a destination holds. State left by
+syncs no longer in the rulebook is reported, never deleted here (see sync/prune.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from retainer.errors import RetainerError, did_you_mean
 from retainer.project import Project, utc_now
 from retainer.sync.apply import Clock, Opener, SyncResult, apply_sync
 from retainer.sync.plan import SyncPlan, plan_sync
+from retainer.sync.prune import StaleSync, stale
 from retainer.sync.records import published
 
 
@@ -42,10 +44,14 @@ def run_syncs(project: Project, names: Sequence[str] | None = None, *, full: boo
               dry_run: bool = False, clock: Clock = utc_now,
               opener: Opener = open_destination,
               on_plan: Callable[[SyncPlan], None] | None = None,
-              on_result: Callable[[SyncResult], None] | None = None
+              on_result: Callable[[SyncResult], None] | None = None,
+              on_stale: Callable[[list[StaleSync]], None] | None = None
               ) -> list[SyncPlan | SyncResult]:
     """Plan (and unless `dry_run`, apply) the named syncs, or all; returns one plan or
-    result per sync, in rulebook order."""
+    result per sync, in rulebook order. `on_stale` hears of the state of syncs no longer
+    in the rulebook, when there is some."""
+    if not project.rulebook.syncs:
+        _no_syncs(project)
     chosen = selected(project, names)
     check(project)
     outcomes: list[SyncPlan | SyncResult] = []
@@ -67,4 +73,19 @@ def run_syncs(project: Project, names: Sequence[str] | None = None, *, full: boo
                 outcomes.append(result)
         finally:
             results.close()
+        left = stale(store, list(project.rulebook.syncs))
+        if left and on_stale is not None:
+            on_stale(left)
     return outcomes
+
+
+def _no_syncs(project: Project) -> None:
+    """A rulebook without syncs has nothing to send; say so, and whether the store still
+    holds the state of syncs removed from it."""
+    with project.store() as store:
+        left = stale(store, ())
+    hint = "add a 'syncs:' section (see docs/sync.md)"
+    if left:
+        hint += ("; the store still holds the state of removed syncs (" +
+                 ", ".join(s.sync for s in left) + "): 'retainer sync --prune' deletes it")
+    raise RetainerError("the rulebook declares no syncs", hint=hint)
