@@ -306,7 +306,7 @@ def test_non_empty_directory_needs_force_which_replaces_only_the_export(
     export(target, "-p", demo, "--as-of", "2026-11-15", "--force", "--dialect", "snowflake")
     assert not stale.exists() and not (target / "profiles.yml").exists()
     assert (target / "notes.txt").read_text(encoding="utf-8") == "mine"
-    assert "2026-10-16 00:00:00" in (target / "models" / "aggregates" / "agg_events.sql"
+    assert "2026-10-16 00:00:00" in (target / "models" / "aggregates" / "agg_events_windowed.sql"
                                      ).read_text(encoding="utf-8")
 
 
