@@ -64,8 +64,9 @@ def test_every_mistake_is_reported_with_its_place(write_project: ProjectWriter) 
         ("'where' does not apply to mode: changes", 17,
          "a changes sync sends every change of the dimensions and tags in 'columns'; "
          "remove 'where'"),
-        ("syncs 'first' and 'second' both write 'shared' at destination 'out'", 23,
-         "give one of them its own 'table'"),
+        ("sync 'first' (rulebook/syncs.yml:20) and sync 'second' (rulebook/syncs.yml:23) "
+         "both write file 'shared.parquet' at destination 'out': each would overwrite the "
+         "other's records", 23, "give one of them its own 'table'"),
         ("'../escape' cannot be a file name", 26,
          "use letters, digits, '_', '-' and '.' in 'table' (no '/')"),
     }

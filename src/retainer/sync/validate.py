@@ -1,6 +1,7 @@
 """Checks of the syncs against the compiled plan: run by `retainer validate` and before
 every `retainer sync`. Settings only known when sending (a webhook's secret in the
-environment) are checked when the destination is opened."""
+environment) are checked when the destination is opened. A sync must be the only writer
+of its target (sync/targets.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from retainer.errors import Problem, did_you_mean
 from retainer.rulebook.destination_models import Sync
 from retainer.rulebook.expressions import ExpressionError, Type
 from retainer.rulebook.loader import Origin, Rulebook
+from retainer.sync import targets
 from retainer.sync.columns import compile_where, dimension_names, planned_columns
 from retainer.sync.plan import stream_of
 
@@ -21,7 +23,6 @@ FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 def problems(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> list[Problem]:
     found: list[Problem] = []
-    targets: dict[tuple[str, str], str] = {}
     for name, sync in rulebook.syncs.items():
         origin = rulebook.origin("syncs", name)
         settings = rulebook.destinations.get(sync.to)
@@ -35,13 +36,6 @@ def problems(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> list[Problem]:
         stream = stream_of(name, sync)
         if settings is not None:
             found += _destination_fit(name, sync, settings.type, stream, origin)
-            target = (sync.to, stream)
-            if target in targets:
-                found.append(Problem(
-                    f"syncs '{targets[target]}' and '{name}' both write '{stream}' at "
-                    f"destination '{sync.to}'", origin.at("table") if sync.table
-                    else origin.location, "give one of them its own 'table'"))
-            targets.setdefault(target, name)
         columns = planned_columns(rulebook, plan, sync.entity)
         if not columns:
             found.append(Problem(
@@ -51,6 +45,8 @@ def problems(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> list[Problem]:
                 "tags"))
             continue
         found += _columns(rulebook, name, sync, columns, origin)
+    if rulebook.syncs:
+        found += targets.problems(rulebook)
     return found
 
 
