@@ -69,7 +69,8 @@ def read_consents(rulebook: Rulebook, now: datetime,
                                  ", ".join(available))
         assert source.contact is not None and source.time is not None
         contact = varchar(col(source.contact, "s"), catalog.type_of(name, source.contact))
-        recorded = utc_time(col(source.time, "s"), catalog.engine_type(name, source.time))
+        recorded = utc_time(col(source.time, "s"), catalog.engine_type(name, source.time),
+                            engine.capabilities.text_time)
 
         def text(column: str) -> exp.Expr:
             if column not in available:
@@ -89,20 +90,23 @@ def read_consents(rulebook: Rulebook, now: datetime,
                            exp.alias_(text("source"), "origin"))
                 .from_(exp.alias_(exp.to_table(src(name)), "s"))
                 .where(contact.copy().is_(exp.null()).not_()))
+        wanted: list[list[str]] = []
         if contacts is not None:
-            engine.connection.register("__wanted", _ids(contacts))
-            rows = rows.where(contact.copy().isin(
-                query=exp.select("id").from_("__wanted")))
+            # The ids as one list parameter: one query on every engine, however many.
+            rows = rows.where(exp.EQ(this=contact.copy(), expression=exp.Any(
+                this=exp.paren(exp.Placeholder()))))
+            wanted.append(sorted(set(contacts)))
         moment = col("recorded_at")
         query = (exp.select(exp.Star()).from_(rows.subquery("r"))
                  .where(moment.is_(exp.null()).not_())
                  .where(exp.LTE(this=moment.copy(), expression=timestamp(now))))
         try:
-            fetched = engine.query(query)
+            fetched = engine.query(query, wanted)
         except RetainerError as exc:
             raise DataError(f"cannot read the consents source '{name}': "
                             f"{exc.problem.message}",
-                            hint="check the file and its time column") from None
+                            hint="check the source (its file or table) and its time column"
+                            ) from None
     latest: dict[tuple[str, str, str | None], ConsentRecord] = {}
     for row in fetched:
         record = ConsentRecord(str(row[0]), str(row[1] or ""), row[2] or None,
@@ -113,8 +117,3 @@ def read_consents(rulebook: Rulebook, now: datetime,
         if held is None or record.rank() > held.rank():
             latest[key] = record
     return list(latest.values())
-
-
-def _ids(values: Collection[str]) -> object:
-    import pyarrow as pa
-    return pa.table({"id": pa.array(sorted(set(values)), pa.string())})

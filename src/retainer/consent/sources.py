@@ -2,8 +2,10 @@
 for contacts' addresses at dispatch: a withdrawal recorded after the run must still stop
 the next message, and a changed address must be the one used.
 
-Sources are read through an in-memory DuckDB engine (files, or tables of the project's
-DuckDB database), only the ones asked for.
+Sources are read through the project's engine, only the ones asked for: an in-memory DuckDB
+for `engine: duckdb` (files, or tables of the project's DuckDB database), else the configured
+engine — PostgreSQL reads its `table:` sources in the database, Spark those of its catalog —
+so a source is read wherever the run reads it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from retainer.rulebook.loader import Rulebook
 
 if TYPE_CHECKING:
     from retainer.compile.catalog import Catalog
-    from retainer.engines.duckdb import DuckDBEngine
+    from retainer.engines.base import Engine
 
 
 def source_of_kind(rulebook: Rulebook, kind: str) -> str | None:
@@ -31,9 +33,9 @@ def consent_source(rulebook: Rulebook) -> str | None:
 
 
 @contextmanager
-def open_sources(rulebook: Rulebook, names: list[str]) -> Iterator[tuple[DuckDBEngine,
-                                                                          Catalog]]:
-    """An engine with views `src_<name>` over the named sources, and their columns."""
+def open_sources(rulebook: Rulebook, names: list[str]) -> Iterator[tuple[Engine, Catalog]]:
+    """The project's engine with `src_<name>` over the named sources, and their columns."""
+    from retainer.engines import create_engine
     from retainer.engines.duckdb import DuckDBEngine
 
     unknown = [n for n in names if n not in rulebook.sources]
@@ -41,7 +43,8 @@ def open_sources(rulebook: Rulebook, names: list[str]) -> Iterator[tuple[DuckDBE
         raise RetainerError(f"no source named '{unknown[0]}'",
                             hint="sources: " + ", ".join(rulebook.sources))
     subset = replace(rulebook, sources={n: rulebook.sources[n] for n in names})
-    engine = DuckDBEngine()
+    engine: Engine = DuckDBEngine() if rulebook.config.engine == "duckdb" \
+        else create_engine(subset)
     try:
         catalog = engine.attach_sources(subset)
         yield engine, catalog

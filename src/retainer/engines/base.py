@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from sqlglot import exp
+
 from retainer.compile.capabilities import Capabilities
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan, Step
@@ -51,6 +53,12 @@ class Engine(ABC):
     @abstractmethod
     def staged_arrow(self, name: str) -> Any:
         """The rows of one staged output as an Arrow table."""
+
+    @abstractmethod
+    def query(self, sql: exp.Expr, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a query (a sqlglot tree) over the attached sources, `?` placeholders
+        bound to `parameters` in order. Values are typed as DuckDB gives them on every
+        engine: text as str, a TIMESTAMP as a naive datetime in UTC, whole numbers as int."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import tempfile
 import zlib
@@ -336,6 +337,37 @@ class PostgresEngine(Engine):
             arrays.append(_arrow_array(list(values), info.name if info else ""))
         return pa.Table.from_arrays(arrays, names=[column.name for column in description])
 
+    def query(self, sql: exp.Expr, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a query, its `?` placeholders bound by the server as `$1, $2 …` in the
+        order of the tree (a raw cursor: a `%` in a name or a literal is only text). Values
+        are typed as DuckDB gives them (the session's zone is UTC, as DuckDB's is); NUMERIC
+        as the results have it (`_numbers`)."""
+        import psycopg
+        from psycopg.postgres import types
+        numbers = itertools.count(1)
+
+        def number(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Placeholder) and not node.this:
+                return exp.Parameter(this=exp.Literal.number(next(numbers)))
+            return node
+
+        statement = sql.copy().transform(number).sql(DIALECT)
+        try:
+            with psycopg.RawCursor(self.connection) as cursor:
+                cursor.execute(statement, list(parameters))
+                description = cursor.description or []
+                rows = cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            raise EngineError(f"query failed: {first_line(exc)}") from None
+        if not rows:
+            return []
+        columns = []
+        for column, values in zip(description, zip(*rows, strict=True), strict=True):
+            info = types.get(column.type_code)
+            columns.append(_numbers(list(values)) if info and info.name == "numeric"
+                           else list(values))
+        return list(zip(*columns, strict=True))
+
     def close(self) -> None:
         # Unlock explicitly: the server releases a closed session's locks only once it has
         # noticed the disconnect, and the next run may already be asking.
@@ -458,11 +490,19 @@ def _arrow_array(values: list[Any], type_name: str) -> Any:
         return pa.array(values, type=pa.timestamp(
             "us", tz="UTC" if type_name == "timestamptz" else None))
     if type_name == "numeric":
-        if all(v is None or (v.is_finite() and v == v.to_integral_value() and
-                             abs(v) < 2 ** 63) for v in values):
-            return pa.array([None if v is None else int(v) for v in values], type=pa.int64())
-        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+        return pa.array(_numbers(values), type=pa.int64() if _whole(values) else pa.float64())
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def _whole(values: list[Any]) -> bool:
+    return all(v is None or (v.is_finite() and v == v.to_integral_value() and
+                             abs(v) < 2 ** 63) for v in values)
+
+
+def _numbers(values: list[Any]) -> list[Any]:
+    """NUMERIC values as integers when every one is whole (sums and counts), else floats."""
+    kind = int if _whole(values) else float
+    return [None if v is None else kind(v) for v in values]
 
 
 def _check_fixture_columns(name: str, columns: Mapping[str, str],

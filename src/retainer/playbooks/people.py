@@ -52,7 +52,8 @@ def read_people(rulebook: Rulebook, extra: Sequence[str] = ()) -> dict[str, Pers
 
         time: exp.Expr = exp.cast(exp.null(), "TIMESTAMP")
         if source.time and source.time in available:
-            time = utc_time(col(source.time, "s"), catalog.engine_type(name, source.time))
+            time = utc_time(col(source.time, "s"), catalog.engine_type(name, source.time),
+                            engine.capabilities.text_time)
         query = exp.select(
             exp.alias_(text(source.key), "contact_id"), exp.alias_(text(source.account),
                                                                    "account_id"),
