@@ -94,6 +94,11 @@ def test_bad_arguments_are_explained(project: Path) -> None:
     assert done.returncode == 1 and "unknown dialect 'oracle'" in done.stderr
     done = retainer("run", "-p", project, "--as-of", "last tuesday", ok=False)
     assert done.returncode == 1 and "'last tuesday' is not a date or time" in done.stderr
+    assert "write --as-of 2026-11-30" in done.stderr
+    # The hint names the option that was given, not always --as-of.
+    done = retainer("backfill", "-p", project, "--from", "2026-11-01", "--to", "soon", ok=False)
+    assert done.returncode == 1 and "'soon' is not a date or time" in done.stderr
+    assert "write --to 2026-11-30" in done.stderr and "--as-of" not in done.stderr
     done = retainer("validate", "-p", project / "nowhere", ok=False)
     assert done.returncode != 0
 

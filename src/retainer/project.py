@@ -34,8 +34,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def parse_as_of(value: str | date | datetime | None) -> datetime:
-    """`2026-11-30` → midnight UTC at the start of that day; times with an offset → UTC."""
+def parse_as_of(value: str | date | datetime | None, option: str = "--as-of") -> datetime:
+    """`2026-11-30` → midnight UTC at the start of that day; times with an offset → UTC.
+
+    `option` is how the user wrote the value (`--from`, `as_of:`), for the hint."""
     if value is None:
         return utc_now()
     if isinstance(value, datetime):
@@ -47,7 +49,7 @@ def parse_as_of(value: str | date | datetime | None) -> datetime:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise RetainerError(f"'{value}' is not a date or time",
-                                hint="write --as-of 2026-11-30 or 2026-11-30T12:00:00Z"
+                                hint=f"write {option} 2026-11-30 or 2026-11-30T12:00:00Z"
                                 ) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)

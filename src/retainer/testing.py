@@ -103,7 +103,7 @@ def run_case(project: Project, case: Case, location: Location) -> CaseResult:
     engine = DuckDBEngine()
     try:
         catalog = engine.attach_rows(project.rulebook, case.given)
-        as_of = parse_as_of(case.as_of)
+        as_of = parse_as_of(case.as_of, "as_of:")
         plan = compile_plan(project.rulebook, catalog, as_of, as_of)
         engine.execute(plan)
         engine.publish(plan, {"as_of": as_of.isoformat(sep=" "),

@@ -302,13 +302,8 @@ def _cell(value: Any) -> str:
 
 
 def _moment(text: str) -> datetime:
-    from retainer.errors import RetainerError
     from retainer.project import parse_as_of
-    try:
-        return parse_as_of(text)
-    except RetainerError:
-        raise RetainerError(f"'{text}' is not a date or time",
-                            hint="write --since 2026-11-30 or 2026-11-30T12:00:00Z") from None
+    return parse_as_of(text, "--since")
 
 
 def _check_format(output: str, allowed: tuple[str, ...]) -> None:

@@ -15,9 +15,9 @@ from retainer.cli.main import app
 from retainer.cli.render import value
 
 
-def _moment(text: str) -> datetime:
+def _moment(text: str, option: str) -> datetime:
     from retainer.project import parse_as_of
-    return parse_as_of(text)
+    return parse_as_of(text, option)
 
 
 @app.command()
@@ -114,7 +114,7 @@ def flows(start: Annotated[str, typer.Option("--from", help="first date")],
         n for n, d in loaded.rulebook.dimensions.items() if d.entity == "account"]
     with loaded.store() as store:
         for name in names:
-            counts = store.flows(_moment(start), _moment(end), name)
+            counts = store.flows(_moment(start, "--from"), _moment(end, "--to"), name)
             table = Table(title=f"{name}: {start} → {end}", title_justify="left",
                           show_edge=False)
             counts = [(a or "(absent)", b or "(absent)", n) for a, b, n in counts]
@@ -147,7 +147,8 @@ def backfill(start: Annotated[str, typer.Option("--from", help="first as_of")],
     except ValueError as exc:
         from retainer.errors import RetainerError
         raise RetainerError(str(exc)) from None
-    report = Project(project).backfill(_moment(start), _moment(end), step, replace)
+    report = Project(project).backfill(_moment(start, "--from"), _moment(end, "--to"), step,
+                                        replace)
     undone = f"; {report.undone} later run(s) replaced" if report.undone else ""
     console.print(f"[green]✓[/] {len(report.dates)} dates from {report.dates[0]:%Y-%m-%d} to "
                   f"{report.dates[-1]:%Y-%m-%d} in {report.seconds:.1f}s{undone}")

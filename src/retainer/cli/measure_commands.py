@@ -37,9 +37,9 @@ def _duration(text: str, option: str) -> timedelta:
         raise RetainerError(f"{option}: {exc}") from None
 
 
-def _moment(text: str | None) -> datetime | None:
+def _moment(text: str | None, option: str = "--as-of") -> datetime | None:
     from retainer.project import parse_as_of
-    return None if text is None else parse_as_of(text)
+    return None if text is None else parse_as_of(text, option)
 
 
 @friendly
@@ -106,7 +106,8 @@ def backtest(start: Annotated[str | None, typer.Option(
     """How well past health scores, bands and the at-risk segment predicted churn."""
     from retainer.measure.backtest import backtest as run_backtest
     from retainer.project import Project
-    result = run_backtest(Project(project), _moment(start), _moment(end),
+    result = run_backtest(Project(project), _moment(start, "--from"),
+                          _moment(end, "--to"),
                           _duration(every, "--every") if every else None,
                           _duration(horizon, "--horizon"), segment, source, cancelled)
     if as_json:
