@@ -310,28 +310,37 @@ def test_a_tie_between_rows_of_one_id_keeps_the_smallest_values(target: Target) 
     assert (contacts["c1"]["role"], contacts["c1"]["executive"]) == ("executive", True)
 
 
-def test_windowed_distinct_counts_beside_a_scan_of_every_row(target: Target) -> None:
-    # `ever` and the quality counts read every row; the 30-day distinct counts are computed
-    # apart from them, over their window only, and must mean the same.
+def test_windowed_traits_beside_a_scan_of_every_row(target: Target) -> None:
+    # `ever` and the quality counts read every row; the windowed traits (distinct counts,
+    # one reading the contact's role) are computed apart from them, over their windows only,
+    # and must mean the same.
     rulebook = """
         traits:
           days_30d: {count_distinct: "date(ts)", from: events, window: 30d}
           features_30d: {count_distinct: feature, from: events, where: "name = 'login'", window: 30d}
+          exec_logins_30d: {count: events, where: "contact.role = 'executive'", window: 30d}
+          logins_prev_30d: {count: events, window: [60d, 30d]}
           ever: {count: events}
         """
-    given = {"accounts": ACCOUNTS, "events": [
+    given = {"accounts": ACCOUNTS, "contacts": [
+        {"contact_id": "u1", "account_id": "a1", "role": "executive"},
+        {"contact_id": "u2", "account_id": "a1", "role": "manager"},
+    ], "events": [
         login("a1", datetime(2026, 2, 20, 9), feature="api"),
-        login("a1", datetime(2026, 2, 20, 17), feature="ui"),
+        login("a1", datetime(2026, 2, 20, 17), "u2", feature="ui"),
         login("a1", datetime(2026, 2, 25), feature="api"),
-        login("a1", datetime(2025, 6, 1), feature="export"),   # outside the window
+        login("a1", datetime(2026, 1, 30), feature="api"),     # exactly 30 days: previous
+        login("a1", datetime(2025, 6, 1), feature="export"),   # outside every window
         login("a1", datetime(2026, 3, 2), feature="sso"),      # after as_of
         login("a2", datetime(2025, 1, 1), feature="api"),      # a2: nothing in the window
     ]}
     rows = evaluate(target, rulebook, given, AS_OF)
-    assert (rows["a1"]["days_30d"], rows["a1"]["features_30d"], rows["a1"]["ever"]) == (2, 2, 4)
-    assert (rows["a2"]["days_30d"], rows["a2"]["features_30d"], rows["a2"]["ever"]) == (0, 0, 1)
+    assert (rows["a1"]["days_30d"], rows["a1"]["features_30d"], rows["a1"]["exec_logins_30d"],
+            rows["a1"]["logins_prev_30d"], rows["a1"]["ever"]) == (2, 2, 2, 1, 5)
+    assert (rows["a2"]["days_30d"], rows["a2"]["features_30d"], rows["a2"]["exec_logins_30d"],
+            rows["a2"]["logins_prev_30d"], rows["a2"]["ever"]) == (0, 0, 0, 0, 1)
     quality = evaluate(target, rulebook, given, AS_OF, output="data_quality")
-    assert (quality["events"]["rows_read"], quality["events"]["after_as_of"]) == (6, 1)
+    assert (quality["events"]["rows_read"], quality["events"]["after_as_of"]) == (7, 1)
 
 
 def test_an_unknown_time_zone_name(target: Target) -> None:
@@ -413,12 +422,23 @@ def test_a_boolean_cast_to_a_number(target: Target) -> None:
     assert (rows["a1"]["score"], rows["a2"]["score"]) == (1.0, 0.0)
 
 
-def test_an_unparseable_account_time_is_counted(target: Target) -> None:
+def test_an_unparseable_account_time_is_rejected_and_counted_once(target: Target) -> None:
+    # "soon" might be after as_of: the row is left out and counted as a bad time only — not
+    # also as a duplicate of a3's readable row, nor as after as_of. An undated row is kept.
     given = {"accounts": [{"account_id": "a1", "created_at": "2025-01-01"},
-                          {"account_id": "a2", "created_at": "soon"}]}
+                          {"account_id": "a2", "created_at": "soon"},
+                          {"account_id": "a3", "created_at": "2025-02-01"},
+                          {"account_id": "a3", "created_at": "later"},
+                          {"account_id": "a4", "created_at": None}],
+             "events": [login("a2", datetime(2026, 2, 1)), login("a3", datetime(2026, 2, 1))]}
     rulebook = "traits: {n: {count: events}}\n"
+    rows = evaluate(target, rulebook, given, AS_OF)
+    assert sorted(rows) == ["a1", "a3", "a4"] and rows["a3"]["n"] == 1
     quality = evaluate(target, rulebook, given, AS_OF, output="data_quality")
-    assert (quality["accounts"]["rows_read"], quality["accounts"]["bad_time"]) == (2, 1)
+    accounts, events = quality["accounts"], quality["events"]
+    assert (accounts["rows_read"], accounts["duplicate_id"], accounts["bad_time"],
+            accounts["after_as_of"]) == (5, 0, 2, 0)
+    assert (events["rows_read"], events["unknown_id"]) == (2, 1)  # a2 is not in the run
 
 
 def test_health_rounds_the_exact_double_half_away_from_zero(target: Target) -> None:

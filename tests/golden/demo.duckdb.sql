@@ -21,11 +21,17 @@ SELECT
   s.created_at,
   (
     s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+  )
+  AND NOT (
+    NOT s.created_at IS NULL AND s.created_at IS NULL
   ) AS __in_run,
   NOT s.created_at IS NULL AND s.created_at IS NULL AS __bad_time,
   ROW_NUMBER() OVER (
     PARTITION BY s.account_id, (
       s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
+    AND NOT (
+      NOT s.created_at IS NULL AND s.created_at IS NULL
     )
     ORDER BY s.created_at DESC, CAST(s.name AS TEXT) NULLS FIRST, CAST(s.tier AS TEXT) NULLS FIRST, CAST(s.owner AS TEXT) NULLS FIRST, CAST(s.seats_purchased AS TEXT) NULLS FIRST, CAST(s.created_at AS TEXT) NULLS FIRST
   ) AS __rank
@@ -54,11 +60,17 @@ SELECT
   s.role,
   (
     s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+  )
+  AND NOT (
+    NOT s.created_at IS NULL AND s.created_at IS NULL
   ) AS __in_run,
   NOT s.created_at IS NULL AND s.created_at IS NULL AS __bad_time,
   ROW_NUMBER() OVER (
     PARTITION BY s.contact_id, (
       s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
+    AND NOT (
+      NOT s.created_at IS NULL AND s.created_at IS NULL
     )
     ORDER BY s.created_at DESC, CAST(s.account_id AS TEXT) NULLS FIRST, CAST(s.role AS TEXT) NULLS FIRST
   ) AS __rank
@@ -963,7 +975,7 @@ SELECT
   COUNT(*) FILTER(WHERE
     NOT __account IS NULL AND __bad_time) AS bad_time,
   COUNT(*) FILTER(WHERE
-    NOT __account IS NULL AND NOT __in_run) AS after_as_of,
+    NOT __account IS NULL AND NOT __in_run AND NOT __bad_time) AS after_as_of,
   COUNT(*) FILTER(WHERE
     NOT __account IS NULL AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
 FROM stg_accounts_rows
@@ -991,7 +1003,7 @@ SELECT
   COUNT(*) FILTER(WHERE
     NOT __contact IS NULL AND __bad_time) AS bad_time,
   COUNT(*) FILTER(WHERE
-    NOT __contact IS NULL AND NOT __in_run) AS after_as_of,
+    NOT __contact IS NULL AND NOT __in_run AND NOT __bad_time) AS after_as_of,
   COUNT(*) FILTER(WHERE
     NOT __contact IS NULL AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
 FROM stg_contacts_rows

@@ -22,11 +22,17 @@ SELECT
   s.created_at,
   (
     s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+  )
+  AND NOT (
+    NOT s.created_at IS NULL AND s.created_at IS NULL
   ) AS __in_run,
   NOT s.created_at IS NULL AND s.created_at IS NULL AS __bad_time,
   ROW_NUMBER() OVER (
     PARTITION BY s.account_id, (
       s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
+    AND NOT (
+      NOT s.created_at IS NULL AND s.created_at IS NULL
     )
     ORDER BY s.created_at DESC NULLS LAST, CAST(s.name AS VARCHAR) NULLS FIRST, CAST(s.tier AS VARCHAR) NULLS FIRST, CAST(s.owner AS VARCHAR) NULLS FIRST, CAST(s.seats_purchased AS VARCHAR) NULLS FIRST, CAST(s.created_at AS VARCHAR) NULLS FIRST
   ) AS __rank
@@ -57,11 +63,17 @@ SELECT
   s.role,
   (
     s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+  )
+  AND NOT (
+    NOT s.created_at IS NULL AND s.created_at IS NULL
   ) AS __in_run,
   NOT s.created_at IS NULL AND s.created_at IS NULL AS __bad_time,
   ROW_NUMBER() OVER (
     PARTITION BY s.contact_id, (
       s.created_at IS NULL OR s.created_at <= CAST('2026-12-01 00:00:00' AS TIMESTAMP)
+    )
+    AND NOT (
+      NOT s.created_at IS NULL AND s.created_at IS NULL
     )
     ORDER BY s.created_at DESC NULLS LAST, CAST(s.account_id AS VARCHAR) NULLS FIRST, CAST(s.role AS VARCHAR) NULLS FIRST
   ) AS __rank
@@ -1100,7 +1112,7 @@ SELECT
   COUNT(*) FILTER(WHERE
     NOT __account IS NULL AND __bad_time) AS bad_time,
   COUNT(*) FILTER(WHERE
-    NOT __account IS NULL AND NOT __in_run) AS after_as_of,
+    NOT __account IS NULL AND NOT __in_run AND NOT __bad_time) AS after_as_of,
   COUNT(*) FILTER(WHERE
     NOT __account IS NULL AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
 FROM stg_accounts_rows
@@ -1128,7 +1140,7 @@ SELECT
   COUNT(*) FILTER(WHERE
     NOT __contact IS NULL AND __bad_time) AS bad_time,
   COUNT(*) FILTER(WHERE
-    NOT __contact IS NULL AND NOT __in_run) AS after_as_of,
+    NOT __contact IS NULL AND NOT __in_run AND NOT __bad_time) AS after_as_of,
   COUNT(*) FILTER(WHERE
     NOT __contact IS NULL AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
 FROM stg_contacts_rows

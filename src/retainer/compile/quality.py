@@ -40,7 +40,8 @@ def _entity(ctx: Context, source: str, parent: str | None) -> exp.Select:
     after_as_of: exp.Expr = literal(0)
     future: exp.Expr = literal(0)
     if spec.time is not None:
-        after_as_of = _count_if(exp.and_(has_key.copy(), exp.not_(col("__in_run"))))
+        after_as_of = _count_if(exp.and_(has_key.copy(), exp.not_(col("__in_run")),
+                                         exp.not_(col("__bad_time"))))
         future = _count_if(exp.and_(has_key.copy(), exp.GT(
             this=col(TIME), expression=timestamp(ctx.clock))))
     staged = "stg_contacts" if parent is not None else "stg_accounts"

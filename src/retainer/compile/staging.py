@@ -2,10 +2,11 @@
 
 * `stg_identities` maps other systems' ids to account ids (several ids → one account).
 * `stg_accounts` and `stg_contacts` keep one row per id (the latest by time at or before
-  as_of) and drop rows without an id or dated after as_of — an account created after as_of
-  did not exist yet; all of these are counted in the quality report. A row without a usable
-  time is kept: nothing says it is from the future. Both are read from `stg_accounts_rows` /
-  `stg_contacts_rows`, every row of the source once, ranked and flagged for the report.
+  as_of) and drop rows without an id, dated after as_of — an account created after as_of
+  did not exist yet — or whose time cannot be read; all of these are counted in the quality
+  report. A row without a time is kept: nothing says it is from the future. Both are read
+  from `stg_accounts_rows` / `stg_contacts_rows`, every row of the source once, ranked and
+  flagged for the report.
 * `stg_<source>` views give every row its `__account` (through the identity map, or through
   its contact), `__contact`, `__time`, and the account or contact columns its traits read.
 """
@@ -94,9 +95,11 @@ def entity_rows_step(ctx: Context, source: str, key_name: str) -> exp.Select:
     in_run: exp.Expr = exp.true()
     bad_time: exp.Expr = exp.false()
     if spec.time:
-        in_run = not_after(time.copy(), ctx.as_of_sql())
+        # A time that cannot be read might be after as_of: the row is rejected (and
+        # counted), as rows of every other source are; a row with no time at all is kept.
         bad_time = exp.and_(col(spec.time, "s").is_(exp.null()).not_(),
                             time.copy().is_(exp.null()))
+        in_run = exp.and_(not_after(time.copy(), ctx.as_of_sql()), exp.not_(bad_time.copy()))
     order = [exp.Ordered(this=time.copy(), desc=True, nulls_first=False)] if spec.time else []
     kept = {*columns, spec.account} if key_name == CONTACT else set(columns)
     order += [exp.Ordered(this=exp.cast(col(name, "s"), "VARCHAR"), nulls_first=True)
