@@ -16,11 +16,12 @@ identities AS (
     WHERE source_id IS NOT NULL AND account_id IS NOT NULL
     GROUP BY source_id
 ),
--- One row per id, the latest by its time.
+-- One row per id, the latest by its time at or before as_of (an account or contact created
+-- later does not exist yet; an undated row is kept).
 accounts AS (
     SELECT *
     FROM read_csv('${data}/accounts.csv')
-    WHERE account_id IS NOT NULL
+    WHERE account_id IS NOT NULL AND (created_at IS NULL OR created_at <= ${as_of})
     QUALIFY row_number() OVER (PARTITION BY account_id ORDER BY created_at DESC NULLS LAST) = 1
 ),
 contacts AS (
@@ -28,7 +29,7 @@ contacts AS (
            c.created_at
     FROM read_csv('${data}/contacts.csv') AS c
     LEFT JOIN identities AS i ON i.alias = c.account_id
-    WHERE c.contact_id IS NOT NULL
+    WHERE c.contact_id IS NOT NULL AND (c.created_at IS NULL OR c.created_at <= ${as_of})
     QUALIFY row_number() OVER (PARTITION BY c.contact_id ORDER BY c.created_at DESC NULLS LAST)
             = 1
 ),

@@ -33,8 +33,8 @@ def compute(data_dir: Path, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame
     """(account results indexed by account_id, contact results indexed by contact_id)."""
     now = pd.Timestamp(as_of)
     identities = _identities(_read_csv(data_dir / "identities.csv"))
-    accounts = _latest_per_id(_read_csv(data_dir / "accounts.csv"), "account_id")
-    contacts = _latest_per_id(_read_csv(data_dir / "contacts.csv"), "contact_id")
+    accounts = _latest_per_id(_read_csv(data_dir / "accounts.csv"), "account_id", now)
+    contacts = _latest_per_id(_read_csv(data_dir / "contacts.csv"), "contact_id", now)
     contacts["account_id"] = _resolve(contacts["account_id"], identities)
 
     # Ids and names repeat a lot: read them as categoricals (pyarrow dictionary columns).
@@ -90,9 +90,11 @@ def _resolve(ids: pd.Series, identities: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(new_codes, resolved.categories), index=ids.index)
 
 
-def _latest_per_id(raw: pd.DataFrame, key: str) -> pd.DataFrame:
-    """One row per id, the latest by created_at; rows without an id are dropped."""
-    return (raw.dropna(subset=[key])
+def _latest_per_id(raw: pd.DataFrame, key: str, now: pd.Timestamp) -> pd.DataFrame:
+    """One row per id, the latest by created_at at or before as_of (undated rows are kept);
+    rows without an id are dropped."""
+    existing = raw["created_at"].isna() | (raw["created_at"] <= now)
+    return (raw[existing].dropna(subset=[key])
             .sort_values("created_at", ascending=False, na_position="last", kind="stable")
             .drop_duplicates(key)
             .reset_index(drop=True))
