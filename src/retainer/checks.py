@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-from retainer.compile import lineage
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan
 from retainer.errors import ValidationError
 from retainer.playbooks import validate as playbook_checks
+from retainer.privacy.purposes import purpose_problems
 from retainer.rulebook.loader import Rulebook
 from retainer.sync import validate as sync_checks
 
@@ -19,6 +19,6 @@ def check_activation(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> None:
     problems = [*playbook_checks.problems(rulebook, plan, catalog),
                 *sync_checks.problems(rulebook, plan, catalog)]
     if not problems:  # purposes are traced only through elements that are valid
-        problems = lineage.purpose_problems(rulebook, plan, catalog)
+        problems = purpose_problems(rulebook, plan, catalog)
     if problems:
         raise ValidationError(problems)

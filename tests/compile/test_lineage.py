@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from retainer.compile.lineage import Element, Field, field_lineage, purpose_problems, trace
+from retainer.compile.lineage import field_lineage, trace
+from retainer.compile.lineage.graph import Element, Field
 from retainer.errors import RetainerError
+from retainer.privacy.purposes import purpose_problems
 from retainer.project import Project
 from tests.conftest import BASE_PROJECT, ProjectWriter
 

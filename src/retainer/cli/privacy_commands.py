@@ -14,7 +14,7 @@ from retainer.cli.common import ProjectOption, console, errors, friendly
 from retainer.cli.main import app
 
 if TYPE_CHECKING:
-    from retainer.compile.lineage import Element, Field, Lineage
+    from retainer.compile.lineage.graph import Element, Field, Lineage
     from retainer.rulebook.loader import Rulebook
 
 
@@ -101,7 +101,8 @@ def lineage(element: Annotated[str | None, typer.Argument(
             project: ProjectOption = Path(".")) -> None:
     """The source fields an element depends on, with their provenance — for a data
     protection review."""
-    from retainer.compile.lineage import Field, trace
+    from retainer.compile.lineage import trace
+    from retainer.compile.lineage.graph import Field
     from retainer.project import Project
     loaded = Project(project)
     catalog = loaded.catalog()
@@ -119,7 +120,7 @@ def lineage(element: Annotated[str | None, typer.Argument(
 
 
 def _overview(graph: Lineage, rulebook: Rulebook) -> None:
-    from retainer.compile.lineage import Element
+    from retainer.compile.lineage.graph import Element
     users = [(Element("playbook", n), p.purpose) for n, p in rulebook.playbooks.items()]
     users += [(Element("sync", n), s.purpose) for n, s in rulebook.syncs.items()]
     if not users:

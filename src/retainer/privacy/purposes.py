@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from retainer.compile.catalog import Catalog
-from retainer.compile.lineage import Dependency, Element, Field, trace
+from retainer.compile.lineage import trace
+from retainer.compile.lineage.graph import Dependency, Element, Field
 from retainer.compile.plan import Plan
 from retainer.errors import Problem, did_you_mean
 from retainer.rulebook.loader import Rulebook
