@@ -59,6 +59,15 @@ DAYS = {"baseline": datetime(2026, 1, 5), "second": datetime(2026, 1, 16),
 Writer = Callable[..., Path]
 
 
+def with_destinations(playbooks: str, hook: str | None = None) -> str:
+    """`playbooks` (YAML text from `playbooks:` on) after what their actions need: a CSV
+    outbox, a webhook `hook` that does not retry when its URL is given, and consent decided
+    by the contacts' country."""
+    webhook = f'  hook: {{type: webhook, url: "{hook}", retries: 0, backoff: 0}}\n' if hook else ""
+    return ("\ndestinations:\n  outbox: {type: files, dir: outbox, format: csv}\n" + webhook
+            + "consent: {jurisdiction: country}\n" + playbooks.lstrip("\n"))
+
+
 @pytest.fixture
 def make_project(write_project: Callable[..., Path]) -> Writer:
     """A project with the segments above plus `playbooks` (YAML text), run on `runs`."""

@@ -4,12 +4,14 @@ caps and stops, all read back from the ledger in the state store."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 import pytest
 
 from retainer.errors import RetainerError, ValidationError
 from retainer.playbooks.keys import is_held_out
-from tests.playbooks.conftest import Writer, act_on, ledger_rows, run
+from retainer.project import Project
+from tests.playbooks.conftest import PROJECT, Writer, act_on, ledger_rows, run, with_destinations
 
 TASKS = """
 playbooks:
@@ -47,9 +49,6 @@ def test_a_task_is_planned_recorded_and_never_repeated(make_project: Writer) -> 
     assert again.written == 0
     assert Counter(i.outcome for i in again.plan.items) == {"done": 2}
     # A later run with the same occurrence (a3 still entered on 01-16, within 7 days).
-    from datetime import datetime
-
-    from retainer.project import Project
     Project(root).run(datetime(2026, 1, 19))
     assert act_on(root).written == 0
     assert len(ledger_rows(root)) == 2
@@ -111,9 +110,6 @@ playbooks:
     cooldown: 1d
     actions: [{route: {queue: busy}}]
 """)
-    from datetime import datetime
-
-    from retainer.project import Project
     act_on(root)
     Project(root).run(datetime(2026, 1, 18))
     plan = act_on(root).plan
@@ -127,16 +123,7 @@ playbooks:
 
 
 def test_caps_count_across_playbooks(make_project: Writer) -> None:
-    project = """
-name: acts
-output: {include: [name, owner]}
-act: {caps: {account: {max: 1, per: 7d}}}
-sources:
-  accounts: {kind: accounts, from: data/accounts.csv, key: account_id, time: created_at}
-  contacts: {kind: contacts, from: data/contacts.csv, key: contact_id, account: account_id, role: role, email: email}
-  events: {from: data/events.csv, account: account_id, time: ts}
-  consents: {kind: consents, from: data/consents.csv, contact: contact_id, time: recorded_at}
-"""
+    project = PROJECT + "act: {caps: {account: {max: 1, per: 7d}}}\n"
     root = make_project("""
 playbooks:
   first:
@@ -227,10 +214,7 @@ def test_a_capped_recipient_of_an_occurrence_that_went_ahead_is_recorded(
     """An occurrence acts once: when one contact is over the cap and another is not, the
     message goes to the other and the capped one is recorded (the ledger says why), not
     left to look like it will be tried again. A wholly capped occurrence is tried again."""
-    root = make_project("""
-destinations:
-  outbox: {type: files, dir: outbox, format: csv}
-consent: {jurisdiction: country}
+    root = make_project(with_destinations("""
 playbooks:
   first:
     purpose: success_outreach
@@ -241,7 +225,7 @@ playbooks:
     when: "tenure_days >= 0"
     caps: {contact: {max: 1, per: 30d}}
     actions: [{message: {to: outbox, template: news}}]
-""")
+"""))
     report = act_on(root)
     assert report.ok
     rows = {(r["playbook"], r["contact_id"]): r for r in ledger_rows(root)}
@@ -261,9 +245,6 @@ playbooks:
 def test_cooldowns_and_caps_end_exactly_when_their_period_does(make_project: Writer) -> None:
     """A 2-day cooldown or cap from an act on 01-16 holds on 01-17 23:59 and is over on
     01-18 00:00: a period `per` long ends at the same moment it began, `per` later."""
-    from datetime import datetime
-
-    from retainer.project import Project
     root = make_project("""
 playbooks:
   cooled:

@@ -8,26 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.playbooks.conftest import Writer, ledger_rows
+from tests.playbooks.conftest import Writer, ledger_rows, with_destinations
 from tests.sync.receiver import Receiver
 
 RETAINER = str(Path(sys.executable).parent / "retainer")
 PLAYBOOKS = """
-destinations:
-  outbox: {{type: files, dir: outbox, format: csv}}
-  hook: {{type: webhook, url: "{url}", retries: 0, backoff: 0}}
-consent: {{jurisdiction: country}}
 playbooks:
   welcome:
     purpose: marketing
-    on: {{enter: stage.fresh}}
+    on: {enter: stage.fresh}
     actions:
-      - task: {{owner: owner, title: "Welcome {{name}}", due: 2d}}
-      - message: {{to: outbox, template: welcome}}
+      - task: {owner: owner, title: "Welcome {name}", due: 2d}
+      - message: {to: outbox, template: welcome}
   quiet_ping:
     purpose: operations
-    on: {{enter: stage.quiet}}
-    actions: [{{webhook: {{to: hook}}}}]
+    on: {enter: stage.quiet}
+    actions: [{webhook: {to: hook}}]
 """
 
 
@@ -52,7 +48,7 @@ def quick(*args: str | Path, code: int = 0) -> str:
 
 
 def test_dry_run_act_actions_and_decisions(make_project: Writer, receiver: Receiver) -> None:
-    root = make_project(PLAYBOOKS.format(url=receiver.url))
+    root = make_project(with_destinations(PLAYBOOKS, receiver.url))
     dry = retainer("act", "--dry-run", "-p", root).stdout
     assert "Dry run as of 2026-01-16 00:00 UTC (run 2) — nothing is written or sent" in dry
     assert "welcome" in dry and "quiet_ping" in dry
@@ -93,7 +89,7 @@ def test_dry_run_act_actions_and_decisions(make_project: Writer, receiver: Recei
 
 def test_failures_are_loud_and_errors_readable(make_project: Writer,
                                                receiver: Receiver) -> None:
-    root = make_project(PLAYBOOKS.format(url=receiver.url))
+    root = make_project(with_destinations(PLAYBOOKS, receiver.url))
     receiver.script = [503]
     failed = retainer("act", "-p", root, code=1)
     assert "failed: hook/actions: 1 action(s) failed" in failed.stderr
@@ -105,7 +101,7 @@ def test_failures_are_loud_and_errors_readable(make_project: Writer,
     assert "unknown outcome 'sendt'" in quick("decisions", "-p", root, "--outcome", "sendt",
                                               code=1)
     (root / "rulebook" / "playbooks.yml").write_text(
-        PLAYBOOKS.format(url=receiver.url).replace("stage.fresh", "stage.frsh"))
+        with_destinations(PLAYBOOKS, receiver.url).replace("stage.fresh", "stage.frsh"))
     invalid = retainer("act", "-p", root, code=2)
     assert "playbooks.yml:9" in invalid.stderr and "'frsh' is not a segment of stage" in \
         invalid.stderr

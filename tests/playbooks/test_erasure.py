@@ -10,30 +10,32 @@ from retainer.playbooks.erasure import forget_contact
 from retainer.privacy.erasure import apply_erasure, plan_erasure
 from retainer.privacy.tombstones import store_salt, subject_hash, write_tombstone
 from retainer.project import Project
-from tests.playbooks.conftest import Writer, act_on, decision_rows, ledger_rows
+from tests.playbooks.conftest import (
+    Writer,
+    act_on,
+    decision_rows,
+    ledger_rows,
+    with_destinations,
+)
 from tests.privacy.test_forget import duckdb_dump
 from tests.sync.receiver import Receiver
 
 PLAYBOOKS = """
-destinations:
-  outbox: {{type: files, dir: outbox, format: csv}}
-  hook: {{type: webhook, url: "{url}", retries: 0, backoff: 0}}
-consent: {{jurisdiction: country}}
 playbooks:
   exec_mail:
     purpose: operations
     when: "tenure_days >= 0"
     cooldown: 1d
     actions:
-      - message: {{to: outbox, template: hello, roles: [executive]}}
-      - task: {{owner_role: executive, title: "Call the executive of {{name}}"}}
-      - message: {{to: hook, template: hello, roles: [executive], stream: hooked}}
+      - message: {to: outbox, template: hello, roles: [executive]}
+      - task: {owner_role: executive, title: "Call the executive of {name}"}
+      - message: {to: hook, template: hello, roles: [executive], stream: hooked}
 """
 
 
 def test_forget_contact_anonymises_and_returns_what_was_delivered(
         make_project: Writer, receiver: Receiver) -> None:
-    root = make_project(PLAYBOOKS.format(url=receiver.url))
+    root = make_project(with_destinations(PLAYBOOKS, receiver.url))
     receiver.script = [500]                       # the webhook copy stays pending
     act_on(root)
     before = {r["action_kind"] + ":" + str(r["destination"]): r for r in ledger_rows(root)}
@@ -70,7 +72,7 @@ def test_forget_contact_anonymises_and_returns_what_was_delivered(
 
 def test_a_forgotten_person_who_reappears_is_nobody(make_project: Writer,
                                                     receiver: Receiver) -> None:
-    root = make_project(PLAYBOOKS.format(url=receiver.url))
+    root = make_project(with_destinations(PLAYBOOKS, receiver.url))
     act_on(root)
     with Project(root).store() as store, store.backend.transaction():
         salt = store_salt(store, create=True)
@@ -91,7 +93,7 @@ def test_an_error_that_quotes_the_person_is_scrubbed_too(make_project: Writer,
     """A receiver refusing a message quotes it back, address and all: the refusal is kept
     in the ledger, the decision log and the act's record — and erasure takes it out of all
     three."""
-    root = make_project(PLAYBOOKS.format(url=receiver.url))
+    root = make_project(with_destinations(PLAYBOOKS, receiver.url))
     receiver.reject = {"a1"}
     assert not act_on(root).ok
     state = root / ".retainer" / "state.duckdb"
