@@ -1,6 +1,6 @@
 """docs/privacy.md is tested: its provenance is the demo's, the playbook it shows being
-refused is refused with the problems it shows, and its lineage output is what the command
-prints."""
+refused is refused with the problems it shows, its lineage output is what the command
+prints, and its forget commands and compaction files are the ones Retainer has."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
+from typer.testing import CliRunner
 
 from retainer.checks import check_activation
+from retainer.cli.main import app
 from retainer.demo.generator import DemoSummary
 from retainer.errors import ValidationError
+from retainer.privacy.compaction import PENDING
 from retainer.project import Project
+from retainer.state.compact import PARTIAL_SUFFIX
 from tests.doc_examples import DOCS
 from tests.doc_examples import blocks as doc_blocks
 
@@ -70,3 +74,20 @@ def test_the_documented_lineage_output(demo_project: tuple[Path, DemoSummary]) -
     assert done.returncode == 0, done.stderr
     shown = [line for line in expected if line.strip() != "…"]
     assert done.stdout.splitlines()[:len(shown)] == shown
+
+
+def test_the_documented_forget_commands_take_those_options() -> None:
+    commands = [line.split("#")[0].split() for body in blocks("bash")
+                for line in body.splitlines() if line.startswith("retainer forget")]
+    assert len(commands) == 5
+    done = CliRunner().invoke(app, ["forget", "--help"], env={"COLUMNS": "200"})
+    assert done.exit_code == 0
+    for command in commands:
+        for word in command:
+            assert not word.startswith("-") or f" {word} " in done.stdout, word
+
+
+def test_the_documented_compaction_files_are_the_ones_it_writes() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert f"`{PENDING}`" in text
+    assert f"`state.duckdb{PARTIAL_SUFFIX}`" in text

@@ -15,6 +15,9 @@ from retainer.cli.main import app
 
 if TYPE_CHECKING:
     from retainer.compile.lineage.graph import Element, Field, Lineage
+    from retainer.privacy.compaction import Compaction
+    from retainer.privacy.tombstones import Tombstone
+    from retainer.project import Project
     from retainer.rulebook.loader import Rulebook
 
 
@@ -27,13 +30,22 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
            project: ProjectOption = Path("."),
            yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
            dry_run: Annotated[bool, typer.Option(
-               "--dry-run", help="show what would be removed; change nothing")] = False
+               "--dry-run", help="show what would be removed; change nothing")] = False,
+           compact: Annotated[bool | None, typer.Option(
+               "--compact/--no-compact",
+               help="after the erasure, rewrite the database files so no deleted byte stays "
+                    "in them (the default; --no-compact skips it for a very large store); "
+                    "--compact alone only rewrites them")] = None
            ) -> None:
     """Erase a person: history, results, exports and synced records go; the action ledger
-    and decision log keep a salted-hash tombstone; later runs leave the person out."""
+    and decision log keep a salted-hash tombstone; later runs leave the person out. Then the
+    database files are rewritten so no deleted byte of theirs stays in them."""
     from retainer.privacy.erasure import apply_erasure, plan_erasure
     from retainer.project import Project
     loaded = Project(project)
+    if compact and contact is None and email is None:
+        _compact_only(loaded, dry_run)
+        return
     plan = plan_erasure(loaded, contact, email)
     subject = plan.subject
     addresses = len(subject.emails)
@@ -46,18 +58,21 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
                       "anything left is removed again and unfinished deletions retried")
     for line in plan.lines():
         console.print(f"  {line}")
+    if compact is not False:
+        console.print("  then the database files are rewritten without the deleted bytes")
     if dry_run:
         console.print("dry run: nothing was changed")
         return
     if not yes and not typer.confirm("This cannot be undone. Forget this person?"):
         errors.print("nothing was changed")
         raise typer.Exit(1)
-    report = apply_erasure(loaded, plan)
+    report = apply_erasure(loaded, plan, compact=compact is not False)
     for outcome in report.outcomes:
         style = "green" if outcome.ok and not outcome.detail.startswith("not") else (
             "yellow" if outcome.ok else "red")
         console.print(Text(f"  {outcome.destination} ({outcome.what}): {outcome.detail}",
                            style=style))
+    compacted = _compacted(report.compaction)
     if not report.complete:
         failed = sum(1 for o in report.outcomes if not o.ok)
         errors.print(f"[bold red]error:[/] {failed} deletion(s) at destinations failed; the "
@@ -65,21 +80,71 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
                      "everywhere")
         errors.print("      [dim]hint:[/] fix the destination, then run the same "
                      "'retainer forget' again: it retries what is left")
+    if not report.complete or not compacted:
         raise typer.Exit(1)
     console.print("[green]✓[/] forgotten; tombstones keep later runs from bringing them back")
+
+
+def _compact_only(loaded: Project, dry_run: bool) -> None:
+    from retainer.privacy.compaction import compact_project, pending_since
+    since = pending_since(loaded)
+    owed = f"owed since {since:%Y-%m-%d %H:%M} UTC" if since else "none is owed"
+    if dry_run:
+        console.print(f"would rewrite the state store and the published results ({owed})")
+        console.print("dry run: nothing was changed")
+        return
+    if not _compacted(compact_project(loaded), erased=False):
+        raise typer.Exit(1)
+    console.print("[green]✓[/] compacted: no deleted bytes are left in the database files")
+
+
+def _compacted(done: Compaction | None, erased: bool = True) -> bool:
+    """Print what a compaction rewrote, or its error (an erasure before it stands); None is
+    a compaction skipped with --no-compact."""
+    from rich.markup import escape
+    if done is None:
+        console.print("  [yellow]not compacted[/] (--no-compact): deleted bytes stay in the "
+                      "database files until 'retainer forget --compact'")
+        return True
+    for item in done.rewritten:
+        console.print(f"  rewrote {escape(item.what)} ({_size(item.before)} → "
+                      f"{_size(item.after)})", highlight=False)
+    if done.problem is not None:
+        errors.print(f"[bold red]error:[/] {escape(done.problem.message)}", highlight=False)
+        errors.print("      [dim]hint:[/] " + ("the erasure itself is done; " if erased else "")
+                     + "deleted bytes may stay in the database files until 'retainer forget "
+                     "--compact' succeeds"
+                     + (f" ({escape(done.problem.hint)})" if done.problem.hint else ""),
+                     highlight=False)
+    return done.ok
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{max(count / 1e3, 1):.0f} kB"
 
 
 @app.command()
 @friendly
 def erasures(project: ProjectOption = Path(".")) -> None:
     """The erasure tombstones: when each was made and whether it reached every destination."""
+    from retainer.privacy.compaction import pending_since
     from retainer.privacy.tombstones import tombstones
     from retainer.project import Project
-    with Project(project).store() as store:
+    loaded = Project(project)
+    with loaded.store() as store:
         stones = tombstones(store)
+    since = pending_since(loaded)
     if not stones:
         console.print("no one has been forgotten")
-        return
+    else:
+        _tombstones(stones)
+    if since is not None:
+        console.print(f"[yellow]not compacted[/] since {since:%Y-%m-%d %H:%M} UTC: deleted "
+                      "bytes may stay in the database files until 'retainer forget "
+                      "--compact'")
+
+
+def _tombstones(stones: list[Tombstone]) -> None:
     table = Table(show_edge=False)
     for column in ("tombstone", "kind", "erased (UTC)", "status", "destinations"):
         table.add_column(column)

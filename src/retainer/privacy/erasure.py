@@ -3,8 +3,10 @@
 Order matters for a failure or a kill half-way: the tombstones are written first, in the same
 transaction that deletes the person's history and anonymises the ledger and decision log,
 so from that moment every run suppresses them; then the published results and exports are
-cleaned, and the deletion propagated to destinations. Every step can run again without
-harm, so forgetting the same person again finishes whatever an earlier attempt left undone.
+cleaned, and the deletion propagated to destinations. Last, while both are still held,
+the state store and the published results are rewritten so the deleted rows leave no bytes
+in them (see `compaction`). Every step can run again without harm, so forgetting the same
+person again finishes whatever an earlier attempt left undone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from sqlglot import exp
 
 from retainer.engines.duckdb import DuckDBEngine
 from retainer.errors import RetainerError
-from retainer.privacy import outputs
+from retainer.privacy import compaction, outputs
+from retainer.privacy.compaction import Compaction
 from retainer.privacy.propagation import Delivered, Outcome, propagate
 from retainer.privacy.scrub import longest_first, scrub, scrub_free_text
 from retainer.privacy.subjects import Subject, contacts_source, email_source, read_contacts
@@ -85,6 +88,7 @@ class ErasurePlan:
 class ErasureReport:
     plan: ErasurePlan
     outcomes: list[Outcome] = field(default_factory=list)
+    compaction: Compaction | None = None     # None: skipped (--no-compact)
 
     @property
     def complete(self) -> bool:
@@ -130,16 +134,19 @@ def plan_erasure(project: Project, contact: str | None = None, email: str | None
     return plan
 
 
-def apply_erasure(project: Project, plan: ErasurePlan) -> ErasureReport:
-    """Forget the person everywhere (see the module's docstring for the order)."""
+def apply_erasure(project: Project, plan: ErasurePlan, compact: bool = True) -> ErasureReport:
+    """Forget the person everywhere (see the module's docstring for the order); with
+    `compact` false the databases keep the deleted bytes until a later compaction."""
     subject = plan.subject
     ids = subject.contact_ids
     now = utc_now()
+    done: Compaction | None = None
     # The results are opened first: a run in progress holds them, and then nothing changes.
     engine = DuckDBEngine(project.output_database) \
         if project.output_database.exists() else None
     try:
         with project.store() as store:
+            compaction.mark_pending(project)
             with store.backend.transaction():
                 salt = store_salt(store, create=True)
                 assert salt is not None
@@ -162,10 +169,12 @@ def apply_erasure(project: Project, plan: ErasurePlan) -> ErasureReport:
             results = propagate(project.rulebook, store, ids, delivered)
             left = [o.delivered for o in results if not o.ok and o.delivered is not None]
             _record(store, salt, plan, results, left, finished=True)
+            if compact:
+                done = compaction.compact(project, store, engine)
     finally:
         if engine is not None:
             engine.close()
-    return ErasureReport(plan, results)
+    return ErasureReport(plan, results, done)
 
 
 # --- the store ----------------------------------------------------------------------------
