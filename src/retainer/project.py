@@ -21,6 +21,7 @@ from retainer.engines.base import Engine, Progress
 from retainer.engines.duckdb import STAGED_SUFFIX, DuckDBEngine, staged
 from retainer.errors import RetainerError
 from retainer.privacy.suppression import suppress_forgotten
+from retainer.privacy.tombstones import forgotten_hashes
 from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
@@ -204,12 +205,17 @@ class Project:
         plan = self._compile(catalog, as_of)
         compute.load_previous_state(store.open_memberships(plan.state_machines, as_of))
         compute.execute(plan, progress)
+        # A final run stages its outputs in the output file, so publishing is a rename —
+        # unless someone has been forgotten: their rows are deleted from the staged outputs
+        # below, and deleted rows of a file linger in its free blocks. Then the outputs are
+        # staged in memory and copied into the file once they are gone.
+        in_file = final and not forgotten_hashes(store)
         if compute is engine:
-            engine.stage_outputs(plan, temporary=not final)
+            engine.stage_outputs(plan, temporary=not in_file)
         else:
             compute.stage_outputs(plan)
             engine.receive_staged({step.name: compute.staged_arrow(step.name)
-                                   for step in plan.outputs()}, temporary=not final)
+                                   for step in plan.outputs()}, temporary=not in_file)
         # Forgotten people are left out before anything is exported, recorded or published.
         suppress_forgotten(engine, store, self.rulebook, sources_attached=compute is engine)
         exports = self._write_exports(engine, plan) if final else {}

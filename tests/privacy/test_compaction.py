@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import psycopg
 
+from retainer.project import Project
 from retainer.state.postgres_backend import split_schema
 from retainer.state.schema import CURRENT_VERSION
 from tests.conftest import ProjectWriter
@@ -177,6 +178,20 @@ def test_forget_compacts_by_default(write_project: ProjectWriter, postgres_url: 
     assert "✓ forgotten" in done
     assert raw_hits(root / ".retainer") == {}
     assert "compaction.pending" not in files(root / ".retainer")
+
+
+def test_a_run_after_the_erasure_keeps_the_person_out_of_the_files(
+        write_project: ProjectWriter, postgres_url: str) -> None:
+    # The person is still in the sources: the next run computes them, but stages its outputs
+    # in memory while anyone is forgotten, so not even a deleted row of theirs reaches a file.
+    root = project(write_project, postgres_url)
+    retainer("forget", "--contact", PERSON_ID, "-p", root, "--yes")
+    assert raw_hits(root / ".retainer") == {}
+    Project(root).run(datetime(2026, 12, 2))
+    assert raw_hits(root / ".retainer") == {}
+    with duckdb.connect(str(root / ".retainer" / "output.duckdb"), read_only=True) as db:
+        assert db.sql("SELECT contact_id FROM contact_results ORDER BY 1").fetchall() == [
+            (other,) for other in OTHERS]
 
 
 def test_a_run_holding_the_files_stops_compaction_and_nothing_changes(
