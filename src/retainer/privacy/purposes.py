@@ -1,6 +1,6 @@
 """The purpose check: a playbook or sync may use only fields whose declared provenance allows
 its purpose. Fields without declared purposes are unrestricted. `retainer validate` runs it
-(through retainer.compile.lineage), and so do `act` and `sync`."""
+over the lineage the compiler traces (retainer.checks), and so do `act` and `sync`."""
 
 from __future__ import annotations
 
