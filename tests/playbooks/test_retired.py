@@ -94,6 +94,17 @@ def test_failed_actions_of_a_removed_playbook_are_retired_not_sent(
     again = act_on(root)
     assert again.retired == {} and again.retried == 0
     assert len(ledger_rows(root, "status = 'retired'")) == 3
+    # The acts table counts what each act retired (a dry run is no act).
+    assert act_counts(root) == [(1, "failed", 0, 6, 0), (2, "succeeded", 3, 0, 3),
+                                (3, "succeeded", 0, 0, 0)]
+
+
+def act_counts(root: Path) -> list[tuple[int, str, int, int, int]]:
+    """(act, status, sent, failed, retired) of every act."""
+    with Project(root).store() as store:
+        return [(int(a), str(s), int(n), int(f), int(r)) for a, s, n, f, r in
+                store.backend.fetch("SELECT act_id, status, sent, failed, retired FROM acts "
+                                    "ORDER BY act_id")]
 
 
 def test_a_renamed_playbook_retires_the_old_name_and_renaming_back_resurrects_nothing(

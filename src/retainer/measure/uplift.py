@@ -8,6 +8,13 @@ ledger, in the arm it was assigned to (intention to treat: a treated message the
 gate suppressed still counts as treated). Its outcome is read from membership history at
 occurrence + after, so only occurrences that long before the latest run count.
 
+A `retired` row (pending when its playbook left the rulebook, measured if the playbook
+comes back) counts as treated too: it counted so while it was pending, and retiring it must
+not move an entity to another arm or another moment. Only the treated arm has rows that can
+be retired — a holdout row is never pending — so leaving them out would thin that arm
+alone; and a retired `failed` row may well have arrived (a timeout after the destination
+took it).
+
 The uplift is the treated rate minus the holdout's, with Newcombe's interval for a
 difference of two proportions. Entities capped or in cooldown get no ledger row, so heavy
 caps make the treated arm a little more selective than the holdout (docs/playbooks.md).
@@ -20,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlglot import exp
+
 from retainer.measure import stats
 from retainer.playbooks.occurrences import membership
 from retainer.rulebook.loader import Rulebook
@@ -28,7 +37,8 @@ from retainer.state import Store, open_store
 
 NO_PLAYBOOKS = ("No playbook with a holdout and an outcome has acted long enough ago to "
                 "measure yet.")
-TREATED = ("planned", "sent", "recorded", "suppressed", "failed", "rejected")
+# The statuses of a row assigned to treatment, whatever became of it (intention to treat).
+TREATED = ("planned", "sent", "recorded", "suppressed", "failed", "rejected", "retired")
 
 
 @dataclass(frozen=True)
@@ -104,10 +114,12 @@ def _store_exists(rulebook: Rulebook) -> bool:
 
 def _first_occurrences(store: Store, playbook: str) -> dict[str, tuple[datetime, bool]]:
     """Each entity's first occurrence in the ledger and whether it was held out."""
-    statuses = ", ".join(f"'{s}'" for s in (*TREATED, "held_out"))
-    rows = store.backend.fetch(
-        "SELECT entity_id, occurrence, holdout FROM ledger WHERE playbook = ? AND status IN "
-        f"({statuses}) ORDER BY entity_id, occurrence", [playbook])
+    query = (exp.select("entity_id", "occurrence", "holdout").from_("ledger")
+             .where(exp.column("playbook").eq(exp.Placeholder()))
+             .where(exp.column("status").isin(*(exp.Literal.string(s)
+                                                 for s in (*TREATED, "held_out"))))
+             .order_by("entity_id", "occurrence"))
+    rows = store.backend.fetch(query, [playbook])
     firsts: dict[str, tuple[datetime, bool]] = {}
     for entity, occurrence, holdout in rows:
         firsts.setdefault(str(entity), (occurrence, bool(holdout)))

@@ -6,6 +6,11 @@ a rulebook with a problem. Pending rows of playbooks no longer in the rulebook a
 (a dry run only counts them): nothing could dispatch them any more. The act is recorded in
 `acts` with its counts; a failure part way leaves every row either still pending (retried
 next time) or final, never both.
+
+Every source the act reads now (for validating, the contacts, the consents) is read through
+one engine, opened at the first read and let go once the consents are read, before anything
+is delivered: deliveries may take long, and on PostgreSQL the engine holds the work
+schema's lock, which a run needs.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from retainer.consent.sources import SourceReader, shared_sources
 from retainer.errors import RetainerError, did_you_mean
 from retainer.playbooks import ledger
-from retainer.playbooks.dispatch import DispatchReport, dispatch
+from retainer.playbooks.dispatch import DispatchReport, consent_gate, dispatch
 from retainer.playbooks.people import read_people
 from retainer.playbooks.plan import FIRE, ActPlan
 from retainer.playbooks.planner import build_plan
@@ -68,10 +74,10 @@ def check_names(project: Project, names: Sequence[str]) -> None:
                                          "(docs/playbooks.md)"))
 
 
-def validate(project: Project) -> None:
+def validate(project: Project, sources: SourceReader) -> None:
     """The checks `retainer validate` makes, so a broken rulebook acts on nothing."""
     from retainer.checks import check_activation
-    catalog = project.catalog()
+    catalog = sources.catalog()
     plan = project.plan(catalog=catalog)
     check_activation(project.rulebook, plan, catalog)
 
@@ -85,35 +91,41 @@ def act(project: Project, *, dry_run: bool = False, playbooks: Sequence[str] = (
     if not rulebook.playbooks:
         raise RetainerError("the rulebook has no playbooks",
                             hint="declare them under 'playbooks:' (docs/playbooks.md)")
-    if check:
-        validate(project)
-    results = Results(project)
-    try:
-        with project.store() as store:
-            plan = build_plan(rulebook, store, results, playbooks or None, clock())
-            if dry_run:
-                return ActReport(plan, True, consent=_preview(project, plan, clock()),
-                                 rulebook_hash=rulebook.content_hash,
-                                 retired=ledger.orphaned(store, list(rulebook.playbooks)))
-            return _apply(project, store, plan, clock)
-    finally:
-        results.close()
+    with shared_sources(rulebook) as sources:
+        if check:
+            validate(project, sources)
+        results = Results(project)
+        try:
+            with project.store() as store:
+                plan = build_plan(rulebook, store, results, playbooks or None, clock())
+                if dry_run:
+                    return ActReport(plan, True, consent=_preview(project, plan, clock()),
+                                     rulebook_hash=rulebook.content_hash,
+                                     retired=ledger.orphaned(store, list(rulebook.playbooks)))
+                return _apply(project, store, plan, clock, sources)
+        finally:
+            results.close()
 
 
-def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock) -> ActReport:
+def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock,
+           sources: SourceReader) -> ActReport:
     rulebook = project.rulebook
     retired = ledger.retire(store, list(rulebook.playbooks))
+    counts: Counter[str] = Counter({"retired": sum(retired.values())})
     act_id = ledger.begin_act(store, plan.as_of, plan.run_id, plan.planned_at,
-                              plan.playbooks, rulebook.content_hash)
-    counts: Counter[str] = Counter()
+                              plan.playbooks, rulebook.content_hash, counts["retired"])
     try:
         written = ledger.insert(store, plan.to_record(), act_id, plan.as_of,
                                 plan.planned_at, rulebook.content_hash)
         pending = ledger.pending(store, rulebook.config.act.max_attempts, plan.playbooks)
         fresh = {i.key for i in plan.firing()}
+        # The moment of dispatch first, then the sources as they are at that moment.
+        now = clock()
         people = read_people(rulebook) if any(e.contact_id for e in pending) else {}
-        report = dispatch(rulebook, store, pending, act_id, clock(),
-                          {k: p.jurisdiction for k, p in people.items()},
+        gate = consent_gate(rulebook, now, pending,
+                            {k: p.jurisdiction for k, p in people.items()})
+        sources.close()   # every source is read: deliveries hold no engine (nor lock)
+        report = dispatch(rulebook, store, pending, act_id, now, gate,
                           {k: p.email for k, p in people.items()})
         recorded = plan.to_record()
         for item in recorded:

@@ -1,11 +1,12 @@
 """Dispatch: the ledger's pending rows through the consent gate to their destinations.
 
 For every row that reaches a person, the gate decides with the consents recorded up to
-this moment (read from the source now, so a withdrawal recorded after the run still
-stops the message). Suppressed rows are marked and logged first; the others are delivered
-per destination and stream, in batches, keyed by their action key — a redelivery after a
-crash or a retry replaces, never duplicates. Each batch's statuses and decisions are
-written in one transaction once the destination confirmed it (or refused it).
+this moment (read from the source just before dispatch, so a withdrawal recorded after the
+run still stops the message). Suppressed rows are marked and logged first; the others are
+delivered per destination and stream, in batches, keyed by their action key — a
+redelivery after a crash or a retry replaces, never duplicates. Each batch's statuses and
+decisions are written in one transaction once the destination confirmed it (or refused
+it).
 
 A retryable failure (down, timeout, 5xx) leaves the row `failed`, retried by the next act
 until `act.max_attempts`; a refusal, or the last attempt, makes it `rejected`.
@@ -55,19 +56,27 @@ class _Context:
     max_attempts: int
 
 
+def consent_gate(rulebook: Rulebook, now: datetime, entries: Sequence[Entry],
+                 jurisdictions: Mapping[str, str | None]) -> ConsentGate | None:
+    """The gate over the consents recorded up to `now` of the entries' contacts, read from
+    the source now; None when no entry reaches a person. `jurisdictions` is the contacts'
+    column read from the source now."""
+    people = sorted({e.contact_id for e in entries if e.contact_id is not None})
+    return ConsentGate.read(rulebook, now, people, jurisdictions) if people else None
+
+
 def dispatch(rulebook: Rulebook, store: Store, entries: Sequence[Entry], act_id: int,
-             now: datetime, jurisdictions: Mapping[str, str | None],
+             now: datetime, gate: ConsentGate | None,
              emails: Mapping[str, str | None] | None = None,
              opener: Opener | None = None) -> DispatchReport:
-    """Deliver (or suppress) every entry; returns the counts by final status.
-    `jurisdictions` and `emails` are the contacts' columns read from the source now."""
+    """Deliver (or suppress) every entry; returns the counts by final status. `gate` is
+    `consent_gate` of the entries at `now`; `emails` the contacts' addresses read from the
+    source now."""
     from retainer.destinations import open_destination
     report = DispatchReport()
     if not entries:
         return report
     ctx = _Context(rulebook, store, act_id, now, rulebook.config.act.max_attempts)
-    people = sorted({e.contact_id for e in entries if e.contact_id is not None})
-    gate = ConsentGate.read(rulebook, now, people, jurisdictions) if people else None
     forgotten = Forgotten.of(store)
     emails = emails or {}
     decisions: dict[str, Decision] = {}

@@ -92,16 +92,19 @@ def done_occurrences(store: Store, playbook: str, since: datetime
 
 
 def begin_act(store: Store, as_of: datetime, run_id: int | None, started_at: datetime,
-              playbooks: Sequence[str], rulebook_hash: str) -> int:
+              playbooks: Sequence[str], rulebook_hash: str, retired: int = 0) -> int:
+    """Open the act's row. `retired` rows were retired just before it opened: counted from
+    the start, so an act killed part way still says what it retired."""
     return journal.begin(store, "acts", "act_id", {
         "as_of": as_of, "run_id": run_id, "started_at": started_at,
-        "playbooks": ",".join(playbooks), "rulebook_hash": rulebook_hash})
+        "playbooks": ",".join(playbooks), "rulebook_hash": rulebook_hash,
+        "retired": retired})
 
 
-def finish_act(store: Store, act_id: int, status: str, counts: dict[str, int],
+def finish_act(store: Store, act_id: int, status: str, counts: Mapping[str, int],
                finished_at: datetime, error: str | None = None) -> None:
     names = ("planned", "sent", "recorded", "suppressed", "failed", "held_out", "stopped",
-             "deferred")
+             "deferred", "retired")
     store.backend.execute(
         "UPDATE acts SET status = ?, finished_at = ?, error = ?, " +
         ", ".join(f"{n} = ?" for n in names) + " WHERE act_id = ?",

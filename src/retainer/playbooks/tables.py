@@ -41,3 +41,8 @@ LEDGER_TABLES: tuple[str, ...] = (
     "consent_source VARCHAR, rulebook_hash VARCHAR NOT NULL, act_id BIGINT)",
     "CREATE INDEX decisions_contact ON decisions (contact_id)",
 )
+# The acts table counts the pending rows each act retired (those of playbooks no longer in
+# the rulebook); acts recorded before it did count none.
+ACTS_RETIRED: tuple[str, ...] = (
+    "ALTER TABLE acts ADD COLUMN retired BIGINT DEFAULT 0",
+)

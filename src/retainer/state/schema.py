@@ -12,7 +12,7 @@ from functools import cache
 import sqlglot
 from sqlglot import exp
 
-from retainer.playbooks.tables import LEDGER_TABLES
+from retainer.playbooks.tables import ACTS_RETIRED, LEDGER_TABLES
 from retainer.privacy.tables import PRIVACY_TABLES
 from retainer.sync.tables import SYNC_TABLES
 
@@ -44,6 +44,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3: playbooks' action ledger, syncs' state and log, the decision log and erasures
     (*LEDGER_TABLES, *SYNC_TABLES, *PRIVACY_TABLES),
+    # 4: each act's count of the pending actions it retired
+    ACTS_RETIRED,
 )
 CURRENT_VERSION = len(MIGRATIONS)
 
