@@ -21,6 +21,7 @@ from retainer.engines.postgres import PostgresEngine
 from retainer.project import Project
 from retainer.rulebook.models import PostgresSettings
 from retainer.state.postgres_backend import split_schema
+from tests.consent.test_gate import MESSAGES  # the gate's playbook, here on PostgreSQL tables
 from tests.playbooks.conftest import Writer, act_on, decision_rows, ledger_rows
 
 PROJECT = """
@@ -33,19 +34,6 @@ sources:
   contacts: {{kind: contacts, table: crm_contacts, key: contact_id, account: account_id, role: role, email: email}}
   events: {{table: product_events, account: account_id, time: ts}}
   consents: {{kind: consents, table: consent_events, contact: contact_id, time: recorded_at}}
-"""
-MESSAGES = """
-destinations:
-  outbox: {type: files, dir: outbox, format: csv}
-consent:
-  jurisdiction: country
-playbooks:
-  tips:
-    purpose: marketing
-    when: "tenure_days >= 0"
-    cooldown: 1d
-    actions:
-      - message: {to: outbox, template: tips, channel: email, fields: [name]}
 """
 # The tables of tests/playbooks/conftest.py's project; consents are recorded with a zone.
 TABLES = {
