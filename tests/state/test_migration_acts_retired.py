@@ -6,22 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from retainer.playbooks import ledger
 from retainer.state import Store, open_store
 from retainer.state.schema import CURRENT_VERSION
 
 T1, T2 = datetime(2026, 10, 1), datetime(2026, 11, 1)
 ACTS = "SELECT act_id, status, planned, sent, deferred, error, retired FROM acts ORDER BY act_id"
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return str(tmp_path / "state.duckdb")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def version_3_store(spec: str, root: Path) -> None:

@@ -16,14 +16,6 @@ from retainer.state.schema import CURRENT_VERSION
 T1, T2, T3 = datetime(2026, 10, 1), datetime(2026, 11, 1), datetime(2026, 12, 1)
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return str(tmp_path / "state.duckdb")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def store(spec: str, tmp_path: Path) -> Iterator[Store]:
     opened = open_store(spec, tmp_path)
