@@ -84,12 +84,18 @@ def test_a_failed_delivery_is_retried_by_the_next_act_exactly_once(
     assert [d["contact_id"] for d in failed] == ["c2"]
     assert "delivery failed" in failed[0]["reason"]
 
+    # Before the retry the executive's address changes: the retry goes to the new one.
+    contacts = root / "data" / "contacts.csv"
+    contacts.write_text(contacts.read_text().replace("c2@acme.example", "c2@new.example"))
     second = act_on(root)                   # nothing new to plan; the four are retried
     assert second.ok and second.written == 0 and second.retried == 4
     assert {(r["status"], r["attempts"]) for r in ledger_rows(root, DELIVERABLE)} == {
         ("sent", 2)}
     delivered = receiver.records()
     assert len(delivered) == 4 and len({r["key"] for r in delivered}) == 4
+    [email] = [r for r in delivered if "contact" in r["payload"]]
+    assert email["payload"]["contact"] == {"id": "c2", "role": "executive",
+                                           "email": "c2@new.example"}
     third = act_on(root)
     assert third.retried == 0 and len(receiver.records()) == 4
 

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from retainer.consent import log
 from retainer.consent.gate import ConsentGate, Decision
@@ -54,6 +55,7 @@ class _Context:
     act_id: int
     now: datetime
     max_attempts: int
+    emails: Mapping[str, str | None]
 
 
 def consent_gate(rulebook: Rulebook, now: datetime, entries: Sequence[Entry],
@@ -76,9 +78,9 @@ def dispatch(rulebook: Rulebook, store: Store, entries: Sequence[Entry], act_id:
     report = DispatchReport()
     if not entries:
         return report
-    ctx = _Context(rulebook, store, act_id, now, rulebook.config.act.max_attempts)
-    forgotten = Forgotten.of(store)
     emails = emails or {}
+    ctx = _Context(rulebook, store, act_id, now, rulebook.config.act.max_attempts, emails)
+    forgotten = Forgotten.of(store)
     decisions: dict[str, Decision] = {}
     allowed: list[Entry] = []
     suppressed: list[tuple[Entry, Decision]] = []
@@ -132,7 +134,8 @@ def _deliver(ctx: _Context, name: str, stream: str, entries: list[Entry],
     size = max(int(getattr(destination, "batch_size", 500)), 1)
     for start in range(0, len(entries), size):
         batch = entries[start:start + size]
-        records = [Record(e.action_key, e.entity_id, e.payload) for e in batch]
+        records = [Record(e.action_key, e.entity_id, _addressed(e.payload, ctx.emails))
+                   for e in batch]
         try:
             destination.deliver(stream, records)
         except DeliveryError as exc:
@@ -140,6 +143,21 @@ def _deliver(ctx: _Context, name: str, stream: str, entries: list[Entry],
                   stream)
             continue
         _finish(ctx, [(e, "sent", None) for e in batch], decisions, report)
+
+
+def _addressed(payload: dict[str, Any], emails: Mapping[str, str | None]
+               ) -> dict[str, Any]:
+    """The payload with its contact's address as the contacts source has it now: one that
+    changed since the action was planned — or since a delivery failed and is retried — is
+    the address used. (A contact whose address is gone keeps the planned one in the ledger;
+    the consent gate and erasure decide whether it is sent at all.)"""
+    contact = payload.get("contact")
+    if not isinstance(contact, dict) or "email" not in contact:
+        return payload
+    current = emails.get(str(contact.get("id")))
+    if not current or current == contact["email"]:
+        return payload
+    return {**payload, "contact": {**contact, "email": current}}
 
 
 def _fail(ctx: _Context, entries: list[Entry], message: str, retryable: bool,
