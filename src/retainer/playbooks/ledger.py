@@ -91,6 +91,49 @@ def done_occurrences(store: Store, playbook: str, since: datetime
     return {(str(a), str(b), str(c), d) for a, b, c, d in rows}
 
 
+@dataclass(frozen=True)
+class Acted:
+    """A ledger row acted on under a history since rewound: its occurrence may have moved."""
+
+    entity_id: str
+    occurrence: datetime
+    action_index: int
+    action_key: str
+
+
+def acted_before_rebuild(store: Store, playbook: str, trigger_kind: str, segment: str,
+                         since: datetime | None) -> dict[str, list[Acted]]:
+    """Per entity, the rows of a playbook's trigger (kind and segment) with an occurrence
+    after `since` (all when None) written by acts on runs no longer in history — a
+    `backfill --replace` superseded them (or a run at an earlier as_of, which history never
+    held). Only such rows can hold an occurrence the current history puts elsewhere."""
+    ledger, acts, runs = (exp.to_table(n).as_(a) for n, a in (
+        ("ledger", "l"), ("acts", "a"), ("runs", "r")))
+    query = (exp.select(*(exp.column(c, "l") for c in ("entity_id", "occurrence",
+                                                        "action_index", "action_key")))
+             .from_(ledger)
+             .join(acts, on=exp.column("act_id", "a").eq(exp.column("act_id", "l")))
+             .join(runs, on=exp.column("run_id", "r").eq(exp.column("run_id", "a")),
+                   join_type="left")
+             .where(exp.column("playbook", "l").eq(exp.Placeholder()))
+             .where(exp.column("trigger_kind", "l").eq(exp.Placeholder()))
+             .where(exp.column("segment", "l").eq(exp.Placeholder()))
+             .where(exp.func("coalesce", exp.column("in_history", "r"),
+                             exp.false()).not_())
+             .order_by(*(exp.column(c, "l") for c in ("entity_id", "occurrence",
+                                                      "action_index", "action_key"))))
+    parameters: list[Any] = [playbook, trigger_kind, segment]
+    if since is not None:
+        query = query.where(exp.GT(this=exp.column("occurrence", "l"),
+                                   expression=exp.Placeholder()))
+        parameters.append(since)
+    found: dict[str, list[Acted]] = {}
+    for entity, occurrence, index, key in store.backend.fetch(query, parameters):
+        found.setdefault(str(entity), []).append(Acted(str(entity), occurrence, int(index),
+                                                       str(key)))
+    return found
+
+
 def begin_act(store: Store, as_of: datetime, run_id: int | None, started_at: datetime,
               playbooks: Sequence[str], rulebook_hash: str, retired: int = 0) -> int:
     """Open the act's row. `retired` rows were retired just before it opened: counted from

@@ -1,6 +1,7 @@
 """Build an act's plan: for every playbook, its trigger occurrences, then for each the
-checks in order — in the results? `when` holds? already in the ledger? stopped by another
-playbook? in cooldown? held out? — and for each action and recipient, the caps.
+checks in order — in the results? `when` holds? already in the ledger (or acted on before
+history was rebuilt)? stopped by another playbook? in cooldown? held out? — and for each
+action and recipient, the caps.
 
 The plan reads the store, the published results and the contacts source, and writes
 nothing: `--dry-run` prints exactly what `act` would then do.
@@ -23,8 +24,11 @@ from retainer.playbooks.occurrences import (
     Occurrence,
     condition_occurrence,
     describe,
+    history_times,
     membership,
     occurrences,
+    same_state,
+    seen_before,
 )
 from retainer.playbooks.people import Person, by_account, read_people
 from retainer.playbooks.plan import (
@@ -48,8 +52,12 @@ from retainer.rulebook.playbook_models import (
     MessageAction,
     Playbook,
     TaskAction,
+    Trigger,
 )
 from retainer.state import Store
+
+# What an occurrence acted on before history was rebuilt was, by trigger kind.
+_STATE_WORD = {"enter": "entry", "exit": "exit", "in": "stay"}
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,7 @@ def _playbook_items(ctx: _Context, store: Store, name: str, limits: Limits) -> l
         found = [condition_occurrence(e, ctx.as_of) for e in sorted(holding or ())]
     rows = ctx.results.rows(level, {o.entity_id for o in found})
     done = ledger.done_occurrences(store, name, min(o.at for o in found)) if found else set()
+    acted = _acted_before_rebuild(store, name, playbook.on, found, done)
     items: list[Item] = []
     for occurrence in found:
         row = rows.get(occurrence.entity_id)
@@ -178,14 +187,37 @@ def _playbook_items(ctx: _Context, store: Store, name: str, limits: Limits) -> l
                                f"{shown(row.get(c))}" for c in condition.columns)
             why = f"{why}; {values}" if playbook.on is not None else values
         items += _occurrence_items(ctx, name, playbook, occurrence, row, why,
-                                   holding, done, limits)
+                                   holding, done, limits, acted.get(occurrence))
     return items
+
+
+def _acted_before_rebuild(store: Store, name: str, trigger: Trigger | None,
+                          found: Sequence[Occurrence],
+                          done: set[tuple[str, str, str, datetime]]
+                          ) -> dict[Occurrence, list[ledger.Acted]]:
+    """For each occurrence not in the ledger as it is, the rows that acted on its stay or
+    absence under a history `backfill --replace` has since rebuilt (see
+    occurrences.same_state). Ordinary history has none: its occurrences stay put."""
+    fresh = [o for o in found if (name, o.entity_id, o.kind, o.at) not in done]
+    if trigger is None or not fresh:
+        return {}
+    times = history_times(store)
+    starts = [seen_before(times, o.began) if o.began is not None else None for o in fresh]
+    since = None if None in starts else min(s for s in starts if s is not None)
+    rows = ledger.acted_before_rebuild(store, name, trigger.kind, trigger.segment, since)
+    matched: dict[Occurrence, list[ledger.Acted]] = {}
+    for occurrence in fresh:
+        same = [r for r in rows.get(occurrence.entity_id, [])
+                if same_state(occurrence, trigger, r.occurrence, times)]
+        if same:
+            matched[occurrence] = same
+    return matched
 
 
 def _occurrence_items(ctx: _Context, name: str, playbook: Playbook, occurrence: Occurrence,
                       row: dict[str, Any] | None, why: str, holding: set[str] | None,
-                      done: set[tuple[str, str, str, datetime]], limits: Limits
-                      ) -> list[Item]:
+                      done: set[tuple[str, str, str, datetime]], limits: Limits,
+                      acted: list[ledger.Acted] | None = None) -> list[Item]:
     level, entity = playbook.entity, occurrence.entity_id
     account = entity if level == "account" else (
         str(row.get(ctx.results.account_of_contact)) if row else None)
@@ -212,6 +244,14 @@ def _occurrence_items(ctx: _Context, name: str, playbook: Playbook, occurrence: 
         return every(NO_MATCH, f"when does not hold ({playbook.when})")
     if (name, entity, occurrence.kind, occurrence.at) in done:
         return every(DONE, "already in the ledger")
+    if acted:
+        # Recorded as stopped, so the next act finds this occurrence in the ledger as it is.
+        state = _STATE_WORD[occurrence.kind]
+        by_index = {r.action_index: r.action_key for r in reversed(acted)}
+        return [item(i, STOPPED, f"already acted on this {state} before history was "
+                     f"rebuilt: action {by_index.get(i, acted[0].action_key)}", a.kind,
+                     payload={**base, "acted_as": by_index.get(i, acted[0].action_key)})
+                for i, a in enumerate(playbook.actions)]
     for stopper, held in ctx.stops.get(name, []):
         stopped = entity in held or (level == "contact" and account in held
                                      and ctx.rulebook.playbooks[stopper].entity == "account")
