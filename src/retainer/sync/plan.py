@@ -4,7 +4,8 @@ A plan is data: `retainer sync --dry-run` prints it, tests inspect it, and apply
 delivering its records batch by batch. Only what changed since the last successful sync is
 in it — records whose payload differs from the one `sync_state` says the destination holds,
 deletions of records it holds that are no longer wanted (`mirror`), and changes not yet
-sent (`changes`) — plus whatever failed before, since failures never reach `sync_state`.
+sent (`changes`: after the cursor, and from where history was rebuilt if that was before
+it) — plus whatever failed before, since failures never reach `sync_state`.
 """
 
 from __future__ import annotations
@@ -42,11 +43,21 @@ class SyncPlan:
     previous: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
     cursor_to: datetime | None = None   # changes: where the cursor goes once all is sent
     full: bool = False
+    # changes: history was rebuilt from here after the last sync, before its cursor
+    rebuilt_from: datetime | None = None
 
     @property
     def records(self) -> tuple[Record, ...]:
         """In delivery order: deletions, then upserts; messages oldest first."""
         return (*self.deletes, *self.upserts, *self.messages)
+
+    @property
+    def note(self) -> str | None:
+        """What deserves a word before the counts: a rebuilt history's changes resent."""
+        if self.rebuilt_from is None:
+            return None
+        return (f"history was rebuilt from {_moment(self.rebuilt_from)}: resending the "
+                "changes from there that were not sent before")
 
     def differences(self, record: Record) -> list[tuple[str, Any, Any]]:
         """(field, before, after) for each field an upsert changes (all, for a new one)."""
@@ -92,13 +103,25 @@ def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Publ
                                              if k in pending}, full=full)
 
 
+def _moment(value: datetime) -> str:
+    return f"{value:%Y-%m-%d}" if value.time() == datetime.min.time() else \
+        f"{value:%Y-%m-%d %H:%M}"
+
+
 def _plan_changes(rulebook: Rulebook, store: Store, base: SyncPlan, failed: set[str]
                   ) -> SyncPlan:
     latest = store.latest_as_of()
+    cursor = None if base.full else state.cursor(store, base.name)
     # A new changes sync starts with the latest run's changes, not all of history.
-    start = None if base.full else state.cursor(store, base.name) or latest
+    start = None if base.full else cursor or latest
     if latest is None:
         return base
+    # History rebuilt from before the cursor may hold changes there that were never sent:
+    # the sync looks again from where it was rebuilt. A change it did send has the same
+    # key in the rebuilt history, so `known` keeps it from going out twice.
+    rebuilt = state.rebuilt_from(store, base.name, cursor) if cursor is not None else None
+    if rebuilt is not None:
+        start = rebuilt
     known = {} if base.full else state.known_state(store, base.name, since=start,
                                                    payloads=False)
     changes = changes_since(store, rulebook, base.sync, start)
@@ -111,4 +134,4 @@ def _plan_changes(rulebook: Rulebook, store: Store, base: SyncPlan, failed: set[
                     hashes={m.key: row_hash(base.destination, base.stream, m.payload)
                             for m in messages},
                     changed_at={c.key: c.at for c in changes},
-                    cursor_to=latest, full=base.full)
+                    cursor_to=latest, full=base.full, rebuilt_from=rebuilt)

@@ -85,6 +85,38 @@ def cursor(store: Store, sync: str) -> datetime | None:
     return rows[0][0] if rows else None
 
 
+def rebuilt_from(store: Store, sync: str, cursor_at: datetime) -> datetime | None:
+    """Where history was rebuilt (`backfill --replace`) before changes sync `sync`'s cursor
+    since its last successful delivery, or None.
+
+    History otherwise only grows at its end, so a run in history before the cursor that is
+    newer than the run the last delivery sent from was recorded after history was dropped
+    from its as_of on; the earliest such run is where the rebuilt history begins. The
+    sync never reaches back before the first change it sent: one started after history
+    began never promised the changes before it."""
+    last = (exp.select("run_id").from_("sync_log")
+            .where(exp.column("sync").eq(exp.Placeholder()))
+            .where(exp.column("mode").eq(_literal("changes")))
+            .where(exp.column("status").eq(_literal("succeeded")))
+            .order_by(exp.Ordered(this=exp.column("sync_id"), desc=True)).limit(1))
+    rows = store.backend.fetch(last, [sync])
+    if not rows or rows[0][0] is None:
+        return None
+    later = (exp.select(exp.Min(this=exp.column("as_of"))).from_("runs")
+             .where(exp.column("in_history"))
+             .where(exp.GT(this=exp.column("run_id"), expression=exp.Placeholder()))
+             .where(exp.LT(this=exp.column("as_of"), expression=exp.Placeholder())))
+    rebuilt = store.backend.fetch(later, [int(rows[0][0]), cursor_at])[0][0]
+    if not isinstance(rebuilt, datetime):
+        return None
+    first = (exp.select(exp.Min(this=exp.column("changed_at"))).from_("sync_state")
+             .where(exp.column("sync").eq(exp.Placeholder())))
+    began = store.backend.fetch(first, [sync])[0][0]
+    if not isinstance(began, datetime) or began >= cursor_at:
+        return None
+    return max(rebuilt, began)
+
+
 def move_cursor(store: Store, sync: str, position: datetime, now: datetime) -> None:
     """Every change before `position` is delivered: later syncs look from there on. The
     keys sent stay in `sync_state`: an erasure must find every message about a person."""
