@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from retainer.cli.main import app
 from retainer.destinations.rabbitmq import message_id
 from retainer.project import Project
 from retainer.sync.apply import SyncResult
@@ -85,6 +87,10 @@ def test_changes_rebuilt_before_the_cursor_are_sent(write_project: ProjectWriter
     assert plan.rebuilt_from == datetime(2026, 11, 3)
     assert plan.note == ("history was rebuilt from 2026-11-03: resending the changes from "
                          "there that were not sent before")
+    shown = CliRunner().invoke(app, ["sync", "--dry-run", "-p", str(root)],
+                               env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert f"note: {plan.note}" in shown.output
     after = sync(root)
     # The baseline's four changes are the same in the rebuilt history: not sent again.
     assert (after.messages, after.plan.unchanged) == (2, 4)

@@ -102,7 +102,14 @@ def _prune(loaded: Any, names: list[str], dry_run: bool) -> None:
                   highlight=False)
 
 
+def _print_note(plan: Any) -> None:
+    """Why a sync sends more than the last one left (history rebuilt behind its cursor)."""
+    if plan.note:
+        errors.print(f"[yellow]note:[/] {escape(plan.note)}", highlight=False)
+
+
 def _print_plan(plan: Any, limit: int) -> None:
+    _print_note(plan)
     counts = _plan_counts(plan)
     console.print(f"[bold]{plan.name}[/] → {plan.destination} ({plan.kind}) "
                   f"{escape(plan.stream)}, {plan.sync.mode}: {counts}")
@@ -145,6 +152,7 @@ def _plan_counts(plan: Any) -> str:
 
 def _print_result(result: Any) -> None:
     plan = result.plan
+    _print_note(plan)
     target = f"{plan.destination} ({plan.kind}) {escape(plan.stream)}"
     if plan.sync.mode == "changes":
         sent = f"{result.messages:,} message(s)"
