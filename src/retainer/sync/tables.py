@@ -2,9 +2,10 @@
 
 `sync_state` changes only after a destination confirmed a batch, so the next sync sends
 exactly what is missing — whatever happened to the one before. For `changes` syncs it holds
-the messages sent at or after the sync's cursor (`sync_cursors`): every change before the
-cursor has been delivered, and the ones at it are remembered so a re-run at the same as_of
-does not send them twice.
+the key of every message sent: the cursor (`sync_cursors`) says where in history the next
+sync starts looking, and the keys that no change is sent twice — after a re-run at the same
+as_of, or after history was rebuilt behind the cursor — and that an erasure finds every
+message about a person.
 """
 
 from __future__ import annotations
