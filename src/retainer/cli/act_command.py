@@ -1,5 +1,5 @@
-"""`retainer act` (playbooks against the latest run), `retainer actions` (the ledger) and
-`retainer decisions` (the consent decision log)."""
+"""`retainer act` (playbooks against the latest run), `retainer acts` (what each act did),
+`retainer actions` (the ledger) and `retainer decisions` (the consent decision log)."""
 
 from __future__ import annotations
 
@@ -181,6 +181,38 @@ def actions(project: ProjectOption = Path("."),
                 "status": e.status, "attempts": e.attempts, "reason": e.reason,
                 "error": e.error, "key": e.action_key} for e in rows]
     _emit(records, output, _action_lines, "no actions in the ledger")
+
+
+@app.command(name="acts")
+@friendly
+def list_acts(project: ProjectOption = Path("."),
+              limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
+              output: FormatOption = "table") -> None:
+    """List the acts: when each ran, against which run, how it ended, what it did."""
+    from retainer.playbooks import ledger
+    from retainer.project import Project
+    _check_format(output, FORMATS)
+    with Project(project).store() as store:
+        records = ledger.acts(store, limit)
+    _emit(records, output, _act_lines, "no acts yet")
+
+
+def _act_lines(record: dict[str, Any]) -> tuple[Text, str]:
+    from retainer.playbooks.ledger import ACT_COUNTS
+    head = Text(f"act {record['act_id']}  {_cell(record['started_at'])}  as of "
+                f"{_cell(record['as_of'])} (run {record['run_id'] or '–'})  ")
+    head.append(record["status"], style={"succeeded": "green", "failed": "red",
+                                         "interrupted": "yellow"}.get(record["status"], ""))
+    if record["finished_at"] is not None:
+        head.append(f"  {(record['finished_at'] - record['started_at']).total_seconds():.1f}s")
+    # `planned` counts the occurrences this act fired; the others, what became of them and
+    # of the pending rows it dispatched again.
+    counts = ", ".join(f"{name.replace('_', ' ')} {record[name] or 0:,}"
+                       for name in ACT_COUNTS if name != "planned")
+    detail = f"fired {record['planned'] or 0:,}: {counts}"
+    if record["error"]:
+        detail += f"\nerror: {record['error']}"
+    return head, detail
 
 
 def _action_lines(record: dict[str, Any]) -> tuple[Text, str]:

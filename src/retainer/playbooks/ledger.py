@@ -144,14 +144,27 @@ def begin_act(store: Store, as_of: datetime, run_id: int | None, started_at: dat
         "retired": retired})
 
 
+# The counts an act records, in the order `retainer acts` shows them.
+ACT_COUNTS = ("planned", "sent", "recorded", "suppressed", "failed", "held_out", "stopped",
+              "deferred", "retired")
+
+
+def acts(store: Store, limit: int) -> list[dict[str, Any]]:
+    """The latest acts, newest first: when, against which run, how they ended, and their
+    counts."""
+    columns = ["act_id", "as_of", "run_id", "started_at", "finished_at", "status",
+               *ACT_COUNTS, "error"]
+    query = (exp.select(*columns).from_("acts")
+             .order_by(exp.Ordered(this=exp.column("act_id"), desc=True)).limit(limit))
+    return [dict(zip(columns, row, strict=True)) for row in store.backend.fetch(query)]
+
+
 def finish_act(store: Store, act_id: int, status: str, counts: Mapping[str, int],
                finished_at: datetime, error: str | None = None) -> None:
-    names = ("planned", "sent", "recorded", "suppressed", "failed", "held_out", "stopped",
-             "deferred", "retired")
     store.backend.execute(
         "UPDATE acts SET status = ?, finished_at = ?, error = ?, " +
-        ", ".join(f"{n} = ?" for n in names) + " WHERE act_id = ?",
-        [status, finished_at, error, *(counts.get(n, 0) for n in names), act_id])
+        ", ".join(f"{n} = ?" for n in ACT_COUNTS) + " WHERE act_id = ?",
+        [status, finished_at, error, *(counts.get(n, 0) for n in ACT_COUNTS), act_id])
 
 
 def insert(store: Store, items: Sequence[Item], act_id: int, as_of: datetime,
