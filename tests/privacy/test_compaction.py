@@ -17,7 +17,9 @@ from typing import Any
 
 import duckdb
 import psycopg
+import pytest
 
+from retainer.errors import RetainerError
 from retainer.project import Project
 from retainer.state.postgres_backend import split_schema
 from retainer.state.schema import CURRENT_VERSION
@@ -192,6 +194,25 @@ def test_a_run_after_the_erasure_keeps_the_person_out_of_the_files(
     with duckdb.connect(str(root / ".retainer" / "output.duckdb"), read_only=True) as db:
         assert db.sql("SELECT contact_id FROM contact_results ORDER BY 1").fetchall() == [
             (other,) for other in OTHERS]
+
+
+def test_outputs_a_failed_run_left_staged_are_erased_too(
+        write_project: ProjectWriter, postgres_url: str) -> None:
+    # A run that fails after staging its outputs in the file (here: its export cannot be
+    # written) leaves them there, unpublished; neither forget nor a later run keeps them.
+    root = project(write_project, postgres_url)
+    blocker = root / ".retainer" / "export" / "contact_results.parquet.next"
+    blocker.mkdir()
+    with pytest.raises(RetainerError):
+        Project(root).run(datetime(2026, 12, 2))
+    blocker.rmdir()
+    with duckdb.connect(str(root / ".retainer" / "output.duckdb"), read_only=True) as db:
+        staged = {r[0] for r in db.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "contact_results__next" in staged   # the failed run's, holding the person
+    retainer("forget", "--contact", PERSON_ID, "-p", root, "--yes")
+    assert raw_hits(root / ".retainer") == {}
+    Project(root).run(datetime(2026, 12, 3))
+    assert raw_hits(root / ".retainer") == {}
 
 
 def test_a_run_holding_the_files_stops_compaction_and_nothing_changes(

@@ -263,8 +263,21 @@ class DuckDBEngine(Engine):
         Outputs about to be published are staged in the database itself, so publishing is a
         rename; a kill before it leaves only `__next` tables, replaced by the next run.
         """
+        if temporary:
+            self._drop_stale_staged([step.name for step in plan.outputs()])
         for step in plan.outputs():
             self.create_table(staged(step.name), step.query, temporary)
+
+    def _drop_stale_staged(self, outputs: list[str]) -> None:
+        """Outputs staged in memory would only hide those a failed run left in the file
+        (which staging them in the file replaces): drop those first."""
+        database = str(self.connection.execute("SELECT current_database()").fetchall()[0][0])
+        for output in outputs:
+            for name in (staged(output), staged(output) + "_persisted"):
+                stale = exp.Table(this=exp.to_identifier(name), db=exp.to_identifier("main"),
+                                  catalog=exp.to_identifier(database))
+                self._run(exp.Drop(tables=[stale], kind="TABLE", exists=True).sql(DIALECT),
+                          name)
 
     def publish_staged(self, plan: Plan, metadata: Mapping[str, Any]) -> None:
         """Replace the published outputs with the staged ones in one transaction: a failure
@@ -299,6 +312,8 @@ class DuckDBEngine(Engine):
 
     def receive_staged(self, tables: Mapping[str, Any], temporary: bool = True) -> None:
         """Staged outputs computed by another engine become this engine's `<name>__next`."""
+        if temporary:
+            self._drop_stale_staged(list(tables))
         for name, table in tables.items():
             self.connection.register("__received", table)
             try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from retainer.engines.duckdb import DuckDBEngine
+from retainer.engines.duckdb import STAGED_SUFFIX, DuckDBEngine
 from retainer.errors import RetainerError
 
 # Published tables that hold one row per contact, and the column naming the contact.
@@ -49,6 +49,10 @@ def remove_rows(engine: DuckDBEngine, key: str, ids: Sequence[str]) -> int:
         for table, column in CONTACT_TABLES:
             if table in tables:
                 engine.query(exp.delete(table, where=_matches(column or key, ids)))
+        # Outputs a failed or killed run staged and never published: nothing reads them,
+        # and they may hold the person.
+        for table in sorted(t for t in tables if STAGED_SUFFIX in t):
+            engine.query(exp.Drop(tables=[exp.to_table(table)], kind="TABLE", exists=True))
     except BaseException:
         engine.connection.execute("ROLLBACK")
         raise
