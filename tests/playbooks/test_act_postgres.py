@@ -160,3 +160,21 @@ def test_a_query_gives_duckdbs_values_on_postgres(postgres_url: str) -> None:
                                  datetime(2026, 1, 18, 9, 0, 0, 250_000, tzinfo=UTC), 3)]
     assert [type(v) for v in rows[0]] == [type(v) for v in expected[0]] == [
         str, str, datetime, datetime, int]
+
+
+def test_placeholders_are_bound_in_the_order_they_are_written(postgres_url: str) -> None:
+    # The CTE is added to the tree after the WHERE, yet written first: its `?` takes the
+    # first value on both engines. A `$1` inside a literal is only text.
+    query = exp.select(exp.column("v"), exp.cast(exp.Literal.string("costs $1"), "VARCHAR")
+                       ).from_("c").where(
+        exp.cast(exp.Placeholder(), "VARCHAR").eq(exp.Literal.string("keep"))).with_(
+        "c", as_=exp.select(exp.alias_(exp.cast(exp.Placeholder(), "VARCHAR"), "v")))
+    dsn, schema = split_schema(postgres_url)
+    postgres = PostgresEngine(PostgresSettings(url=dsn, schema=str(schema)))
+    duck = DuckDBEngine()
+    try:
+        rows, expected = (e.query(query, ["X", "keep"]) for e in (postgres, duck))
+    finally:
+        postgres.close()
+        duck.close()
+    assert rows == expected == [("X", "costs $1")]

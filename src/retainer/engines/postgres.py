@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import sqlglot
 from sqlglot import exp
+from sqlglot.tokenizer_core import TokenType
 
 from retainer.compile.capabilities import DIALECTS
 from retainer.compile.catalog import Catalog
@@ -338,23 +340,16 @@ class PostgresEngine(Engine):
         return pa.Table.from_arrays(arrays, names=[column.name for column in description])
 
     def query(self, sql: exp.Expr, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of a query, its `?` placeholders bound by the server as `$1, $2 …` in the
-        order of the tree (a raw cursor: a `%` in a name or a literal is only text). Values
-        are typed as DuckDB gives them (the session's zone is UTC, as DuckDB's is); NUMERIC
-        as the results have it (`_numbers`)."""
+        """The rows of a query, its `?` placeholders bound in the order they are written,
+        as DuckDB binds them, through the server's `$1, $2 …` (a raw cursor: a `%` in a name
+        or a literal is only text). Values are typed as DuckDB gives them (the session's zone
+        is UTC, as DuckDB's is); NUMERIC as the results have it (`_numbers`)."""
         import psycopg
         from psycopg.postgres import types
-        numbers = itertools.count(1)
-
-        def number(node: exp.Expr) -> exp.Expr:
-            if isinstance(node, exp.Placeholder) and not node.this:
-                return exp.Parameter(this=exp.Literal.number(next(numbers)))
-            return node
-
-        statement = sql.copy().transform(number).sql(DIALECT)
+        statement, bound = _numbered(sql, parameters)
         try:
             with psycopg.RawCursor(self.connection) as cursor:
-                cursor.execute(statement, list(parameters))
+                cursor.execute(statement, bound)
                 description = cursor.description or []
                 rows = cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
@@ -492,6 +487,34 @@ def _arrow_array(values: list[Any], type_name: str) -> Any:
     if type_name == "numeric":
         return pa.array(_numbers(values), type=pa.int64() if _whole(values) else pa.float64())
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def _numbered(tree: exp.Expr, parameters: Sequence[Any]) -> tuple[str, list[Any]]:
+    """The statement with its `?` as `$1, $2 …`, and the values in that numbering.
+
+    The numbers follow the tree, which is not always the order the SQL is written in (a
+    CTE added after the WHERE comes first): the written order is read back from the
+    statement's tokens, where a `$2` inside a string literal is only text.
+    """
+    numbers = itertools.count(1)
+
+    def number(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Placeholder) and not node.this:
+            return exp.Parameter(this=exp.Literal.number(next(numbers)))
+        return node
+
+    statement = tree.copy().transform(number).sql(DIALECT)
+    tokens = sqlglot.tokenize(statement, read=DIALECT)
+    written = [int(after.text) for before, after in itertools.pairwise(tokens)
+               if before.token_type == TokenType.PARAMETER
+               and after.token_type == TokenType.NUMBER]
+    if len(written) != len(parameters):
+        raise EngineError(f"the query has {len(written)} placeholder(s) for "
+                          f"{len(parameters)} value(s)")
+    bound: list[Any] = [None] * len(parameters)
+    for value, position in zip(parameters, written, strict=True):
+        bound[position - 1] = value
+    return statement, bound
 
 
 def _whole(values: list[Any]) -> bool:
