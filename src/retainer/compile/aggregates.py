@@ -5,14 +5,15 @@ all traits of a source. Windows are half-open, `(as_of − start, as_of − end]
 computed as literals; rows after as_of never count. The same pass counts the rows it could
 not use (missing ids, unparseable times, rows after as_of) for the run's quality report.
 
-One split: when a pass must read every row (it counts quality, or a trait has no lower
-bound) and some trait with a window needs work the full scan would not otherwise do — a
-DISTINCT, or a join for `contact.<column>` / `account.<column>` — the traits with a window
-get a pass of their own that reads only the union of their windows. Engines compute a
-DISTINCT beside other aggregates by keeping every row of the group, and a join costs per
-row joined; over ten million events of a long history either costs more than a second scan
-of the last weeks (which engines narrow further by skipping row groups outside it). A
-source and level thus have at most two passes.
+One split: when a trait without a window makes a pass read every row, and some trait with a
+window needs work that scan would not otherwise do — a DISTINCT, or a join for
+`contact.<column>` / `account.<column>` — the traits with a window get a pass of their own
+that reads only the union of their windows. Engines compute a DISTINCT beside other
+aggregates by keeping every row of the group, and a join costs per row joined; over ten
+million events of a long history either costs more than a second scan of the last weeks
+(which engines narrow further by skipping row groups outside it). A source and level thus
+have at most two passes. When every trait has a window, the one pass reads every row only
+for the quality counts, which cost little: it is not split.
 """
 
 from __future__ import annotations
