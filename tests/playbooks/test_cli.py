@@ -100,13 +100,16 @@ def test_failures_are_loud_and_errors_readable(make_project: Writer,
     acts = quick("acts", "-p", root)
     second, first = acts.split("act 2 ")[1].split("act 1 ")
     assert "as of 2026-01-16 00:00 (run 2)  succeeded" in second
-    assert "fired 0: sent 1, recorded 0, suppressed 0, failed 0," in second
+    assert "planned 0: sent 1, recorded 0, suppressed 0, failed 0," in second
     assert "as of 2026-01-16 00:00 (run 2)  failed" in first
-    assert "fired 3: sent 0, recorded 1, suppressed 1, failed 1," in first
+    assert "planned 3: sent 0, recorded 1, suppressed 1, failed 1," in first
     assert "error: hook/actions: 1 action(s) failed" in first
     rows = json.loads(quick("acts", "-p", root, "--format", "json", "--limit", "1"))
     assert [(r["act_id"], r["status"], r["sent"], r["retired"]) for r in rows] == [
         (2, "succeeded", 1, 0)]
+    for command in ("acts", "actions", "decisions"):   # a usage error, not a traceback
+        assert "greater than or equal to 1" in quick(command, "-p", root, "--limit", "-1",
+                                                      code=2)
     wrong = quick("act", "-p", root, "--playbook", "welcom", code=1)
     assert "no playbook named 'welcom'" in wrong and "did you mean 'welcome'" in wrong
     assert "unknown outcome 'sendt'" in quick("decisions", "-p", root, "--outcome", "sendt",

@@ -34,7 +34,7 @@ def act(project: ProjectOption = Path("."),
             "--dry-run", help="show what would fire and why; write and send nothing")] = False,
         playbook: Annotated[list[str] | None, typer.Option(
             help="only this playbook (repeatable)")] = None,
-        limit: Annotated[int, typer.Option(help="items listed by --dry-run")] = 40,
+        limit: Annotated[int, typer.Option(min=0, help="items listed by --dry-run")] = 40,
         output: FormatOption = "table") -> None:
     """Run the playbooks against the latest run: plan, record in the ledger, dispatch."""
     from retainer.playbooks.act import act as run_act
@@ -159,7 +159,7 @@ def actions(project: ProjectOption = Path("."),
                 help="planned, sent, recorded, suppressed, failed, rejected, held_out, "
                      "stopped, capped, no_recipient or retired")] = None,
             since: Annotated[str | None, typer.Option(help="planned at or after")] = None,
-            limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+            limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 50,
             output: FormatOption = "table") -> None:
     """List the action ledger: tasks, routes, messages and webhooks the playbooks made."""
     from retainer.errors import RetainerError, did_you_mean
@@ -186,7 +186,7 @@ def actions(project: ProjectOption = Path("."),
 @app.command(name="acts")
 @friendly
 def list_acts(project: ProjectOption = Path("."),
-              limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
+              limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 20,
               output: FormatOption = "table") -> None:
     """List the acts: when each ran, against which run, how it ended, what it did."""
     from retainer.playbooks import ledger
@@ -205,11 +205,11 @@ def _act_lines(record: dict[str, Any]) -> tuple[Text, str]:
                                          "interrupted": "yellow"}.get(record["status"], ""))
     if record["finished_at"] is not None:
         head.append(f"  {(record['finished_at'] - record['started_at']).total_seconds():.1f}s")
-    # `planned` counts the occurrences this act fired; the others, what became of them and
-    # of the pending rows it dispatched again.
+    # `planned` counts the actions this act planned (one per action and recipient); the
+    # others, what became of them and of the pending rows it dispatched again.
     counts = ", ".join(f"{name.replace('_', ' ')} {record[name] or 0:,}"
                        for name in ACT_COUNTS if name != "planned")
-    detail = f"fired {record['planned'] or 0:,}: {counts}"
+    detail = f"planned {record['planned'] or 0:,}: {counts}"
     if record["error"]:
         detail += f"\nerror: {record['error']}"
     return head, detail
@@ -250,7 +250,7 @@ def decisions(project: ProjectOption = Path("."),
               outcome: Annotated[str | None, typer.Option(
                   help="sent, recorded, suppressed or failed")] = None,
               since: Annotated[str | None, typer.Option(help="decided at or after")] = None,
-              limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+              limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 50,
               output: FormatOption = "table") -> None:
     """Query the consent decision log: every automated decision about a person, and why."""
     from retainer.consent import log

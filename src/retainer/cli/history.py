@@ -23,7 +23,7 @@ def _moment(text: str, option: str) -> datetime:
 @app.command()
 @friendly
 def runs(project: ProjectOption = Path("."),
-         limit: Annotated[int, typer.Option(help="how many, newest first")] = 20) -> None:
+         limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 20) -> None:
     """List recorded runs: as_of, outcome, rows read and rejected, rulebook version."""
     from retainer.project import Project
     with Project(project).store() as store:
@@ -78,7 +78,7 @@ def history(entity_id: Annotated[str, typer.Argument(help="account id (or contac
 @friendly
 def changes(run_id: Annotated[int, typer.Argument(help="a run id from 'retainer runs'")],
             project: ProjectOption = Path("."),
-            limit: Annotated[int, typer.Option(help="entities listed per change")] = 10
+            limit: Annotated[int, typer.Option(min=0, help="entities listed per change")] = 10
             ) -> None:
     """Who entered and who exited which segment (or tag) at one run."""
     from retainer.project import Project

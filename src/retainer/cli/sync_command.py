@@ -38,7 +38,7 @@ def sync(name: Annotated[list[str] | None, typer.Argument(
          prune: Annotated[bool, typer.Option(
              "--prune", help="delete the state of syncs no longer in the rulebook (NAME: "
                              "only those); with --dry-run, list it")] = False,
-         limit: Annotated[int, typer.Option(help="rows listed by --log, --dry-run and "
+         limit: Annotated[int, typer.Option(min=0, help="rows listed by --log, --dry-run and "
                                                  "--dead-letters")] = 20) -> None:
     """Send the latest results to the destinations: only what changed since the last sync."""
     from retainer.project import Project
