@@ -9,6 +9,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -391,3 +392,36 @@ def test_forget_vacuums_a_postgres_store(write_project: ProjectWriter,
     assert postgres_snapshot(postgres_url) == erased
     retainer("run", "-p", root, "--as-of", "2026-12-02")
     assert relation_hits(postgres_url) == {}
+
+
+def test_a_store_role_that_does_not_own_the_tables_is_told_not_reported_done(
+        postgres_url: str) -> None:
+    # VACUUM (FULL) skips, with only a warning, a table its role does not own: compaction
+    # must fail loudly rather than report a rewrite that did not happen.
+    from retainer.errors import RetainerError as Refused
+    from retainer.state import open_store
+    from retainer.state.compact import vacuum_postgres
+    from retainer.state.postgres_backend import PostgresBackend
+
+    open_store(postgres_url, Path(".")).close()   # the tables, owned by postgres
+    role = f"retainer_app_{uuid.uuid4().hex[:10]}"
+    schema = postgres_url.rsplit("schema=", 1)[1]
+    admin = psycopg.connect(postgres_url.split("?")[0], autocommit=True)
+    try:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'GRANT CREATE ON DATABASE test TO "{role}"')
+        admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        admin.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA '
+                      f'"{schema}" TO "{role}"')
+        backend = PostgresBackend(postgres_url.replace("postgres@", f"{role}@"))
+        try:
+            with pytest.raises(Refused) as refused:
+                vacuum_postgres(backend)
+        finally:
+            backend.close()
+        message = refused.value.problem.message
+        assert "does not own" in message and "memberships" in message
+    finally:
+        admin.execute(f'DROP OWNED BY "{role}"')
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()

@@ -240,8 +240,17 @@ def vacuum_postgres(backend: PostgresBackend) -> Rewritten:
     # autocommit mode, and idle between the erasure's transactions.
     if backend.connection.info.transaction_status != TransactionStatus.IDLE:
         raise RetainerError("cannot vacuum the state store inside a transaction")
+    tables = [name for name in sorted(store_tables()) if backend.has_table(name)]
+    # VACUUM skips, with only a warning, a table the role does not own: say so instead of
+    # reporting a rewrite that did not happen.
+    foreign = _not_owned(backend, tables)
+    if foreign:
+        raise RetainerError(
+            f"cannot rewrite the state store's tables: {backend.description}'s role does not "
+            f"own {', '.join(foreign)}",
+            hint="run 'retainer forget --compact' with the tables' owner in the state URL, or "
+                 "have their owner run VACUUM (FULL) on them")
     try:
-        tables = [name for name in sorted(store_tables()) if backend.has_table(name)]
         before = _postgres_size(backend, tables)
         backend.connection.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(
             sql.SQL(", ").join(sql.Identifier(name) for name in tables)))
@@ -251,6 +260,20 @@ def vacuum_postgres(backend: PostgresBackend) -> Rewritten:
                             hint="VACUUM (FULL) needs to own the tables and waits for "
                                  "every other session using them") from None
     return Rewritten(f"{len(tables)} tables of {backend.description}", before, after)
+
+
+def _not_owned(backend: PostgresBackend, tables: Sequence[str]) -> list[str]:
+    """The tables of the store's schema whose owner the session's role is not (nor a member
+    of)."""
+    owner = exp.func("pg_has_role", exp.column("relowner", "c"), exp.Literal.string("USAGE"))
+    query = (exp.select(exp.column("relname", "c"))
+             .from_(exp.alias_(exp.to_table("pg_catalog.pg_class"), "c"))
+             .join(exp.alias_(exp.to_table("pg_catalog.pg_namespace"), "n"),
+                   on=exp.column("oid", "n").eq(exp.column("relnamespace", "c")))
+             .where(exp.column("nspname", "n").eq(exp.func("current_schema")))
+             .where(exp.column("relname", "c").isin(*(exp.Literal.string(t) for t in tables)))
+             .where(exp.not_(owner)).order_by(exp.column("relname", "c")))
+    return [str(row[0]) for row in backend.fetch(query)] if tables else []
 
 
 def _postgres_size(backend: PostgresBackend, tables: Sequence[str]) -> int:
