@@ -425,3 +425,20 @@ def test_a_store_role_that_does_not_own_the_tables_is_told_not_reported_done(
         admin.execute(f'DROP OWNED BY "{role}"')
         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         admin.close()
+
+
+def test_the_rewritten_file_keeps_its_storage_format(tmp_path: Path) -> None:
+    # A file written in an older storage format (readable by older DuckDB versions, say a
+    # BI tool's) is rewritten in that format, not silently upgraded.
+    from retainer.state.compact import rewrite_duckdb
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect() as maker:
+        maker.execute(f"ATTACH '{path}' AS old (STORAGE_VERSION 'v1.0.0')")
+        maker.execute("CREATE TABLE old.t AS SELECT range AS i FROM range(1000)")
+    rewrite_duckdb(duckdb.connect(str(path)), path)
+    with duckdb.connect(str(path), read_only=True) as db:
+        [tags] = db.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'old'"
+                            ).fetchone() or [None]
+        assert tags == {"storage_version": "v1.0.0+"}
+        assert db.execute("SELECT count(*), sum(i) FROM t").fetchall() == [(1000, 499500)]

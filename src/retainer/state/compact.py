@@ -133,7 +133,8 @@ def _copy(connection: duckdb.DuckDBPyConnection, path: Path, partial: Path, show
     _forget_wal(path)
     for leftover in (partial, _wal(partial)):
         leftover.unlink(missing_ok=True)  # from a rewrite that was killed
-    attach = exp.Attach(this=exp.alias_(exp.Literal.string(str(partial)), TARGET))
+    attach = exp.Attach(this=exp.alias_(exp.Literal.string(str(partial)), TARGET),
+                        expressions=_same_storage(connection, source))
     connection.execute(attach.sql("duckdb"))
     connection.execute(f"COPY FROM DATABASE {_quoted(source)} TO {TARGET}")
     connection.execute(f"CHECKPOINT {TARGET}")
@@ -226,6 +227,18 @@ def _reason(exc: Exception) -> str:
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
+
+def _same_storage(connection: duckdb.DuckDBPyConnection, source: str) -> list[exp.Expr]:
+    """The new file is written in the old one's storage format: a file older DuckDB
+    versions (a BI tool's) could read stays readable to them."""
+    rows = connection.execute("SELECT tags FROM duckdb_databases() WHERE database_name = ?",
+                              [source]).fetchall()
+    version = str((rows[0][0] or {}).get("storage_version", "")) if rows else ""
+    if not version:
+        return []
+    return [exp.AttachOption(this=exp.var("STORAGE_VERSION"),
+                             expression=exp.Literal.string(version.rstrip("+")))]
+
 
 def vacuum_postgres(backend: PostgresBackend) -> Rewritten:
     """`VACUUM (FULL, ANALYZE)` every table of the store: each is written anew with only its
