@@ -217,7 +217,12 @@ class Project:
             engine.receive_staged({step.name: compute.staged_arrow(step.name)
                                    for step in plan.outputs()}, temporary=not in_file)
         # Forgotten people are left out before anything is exported, recorded or published.
-        suppress_forgotten(engine, store, self.rulebook, sources_attached=compute is engine)
+        left_out = suppress_forgotten(engine, store, self.rulebook,
+                                      sources_attached=compute is engine)
+        if left_out and compute is not engine and final:
+            # It may keep results and a run's work of its own (a backfill's earlier dates
+            # still need that work: the last date clears it).
+            compute.forget_contacts(left_out, self._key("contact"))
         exports = self._write_exports(engine, plan) if final else {}
         # History first, outputs after: a kill in between leaves both consistent on their
         # own, and the next run simply records again.

@@ -60,5 +60,12 @@ class Engine(ABC):
         bound to `parameters` in order. Values are typed as DuckDB gives them on every
         engine: text as str, a TIMESTAMP as a naive datetime in UTC, whole numbers as int."""
 
+    def forget_contacts(self, ids: Sequence[str], key: str) -> int:
+        """Delete these contacts from whatever the engine keeps of a run beyond it (rows in
+        published results, copies of file sources); returns the result rows deleted. Most
+        engines keep nothing: the local DuckDB holds the results."""
+        del ids, key
+        return 0
+
     @abstractmethod
     def close(self) -> None: ...

@@ -363,6 +363,37 @@ class PostgresEngine(Engine):
                            else list(values))
         return list(zip(*columns, strict=True))
 
+    def forget_contacts(self, ids: Sequence[str], key: str) -> int:
+        """The work schema keeps the latest results for people to query, and a run's work
+        (copies of the file sources it loaded, staged rows): the contacts' result rows are
+        deleted and the work dropped — the next run makes it again, and leaves forgotten
+        people out of its results."""
+        from psycopg import sql
+        if not ids:
+            return 0
+        wanted = [exp.Literal.string(i) for i in ids]
+        deleted = 0
+        with self.connection.transaction():
+            for table, column in (("contact_results", key), ("contact_reasons", "__key")):
+                if self._kind(table) != "TABLE":
+                    continue
+                delete = exp.delete(table, where=exp.cast(
+                    exp.column(column, quoted=True), "TEXT").isin(*wanted))
+                with self.connection.cursor() as cursor:
+                    cursor.execute(delete.sql(DIALECT))
+                    deleted += cursor.rowcount
+            # Only relations the engine made as a run's work (its comment says so): never
+            # the results, never one of the user's.
+            work = self._fetch(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                "c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r' AND "
+                "starts_with(coalesce(obj_description(c.oid, 'pg_class'), ''), %s)",
+                [self.schema, f"{OWN_RELATION}: work of a run"])
+            for (name,) in work:
+                self.connection.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
+                    sql.Identifier(self.schema, str(name))))
+        return deleted
+
     def close(self) -> None:
         # Unlock explicitly: the server releases a closed session's locks only once it has
         # noticed the disconnect, and the next run may already be asking.

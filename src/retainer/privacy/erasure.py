@@ -166,6 +166,7 @@ def apply_erasure(project: Project, plan: ErasurePlan, compact: bool = True) -> 
             if engine is not None:
                 outputs.remove_rows(engine, _key(project), ids)
                 outputs.rewrite_exports(engine, project.export_dir)
+            _forget_in_engine(project, ids)
             results = propagate(project.rulebook, store, ids, delivered)
             left = [o.delivered for o in results if not o.ok and o.delivered is not None]
             _record(store, salt, plan, results, left, finished=True)
@@ -289,6 +290,19 @@ def _record(store: Store, salt: str, plan: ErasurePlan, outcomes: Sequence[Outco
 
 
 # --- published results ------------------------------------------------------------------
+
+def _forget_in_engine(project: Project, ids: Sequence[str]) -> None:
+    """A compute engine other than the embedded one may keep the results and copies of the
+    sources (PostgreSQL's work schema): the person leaves those too."""
+    if not ids or project.rulebook.config.engine == "duckdb":
+        return
+    from retainer.engines import create_engine
+    compute = create_engine(project.rulebook)
+    try:
+        compute.forget_contacts(ids, _key(project))
+    finally:
+        compute.close()
+
 
 def _key(project: Project) -> str:
     found = contacts_source(project.rulebook)

@@ -31,9 +31,9 @@ FORGOTTEN = "__forgotten_contacts"
 
 
 def suppress_forgotten(engine: DuckDBEngine, store: Store, rulebook: Rulebook,
-                       sources_attached: bool) -> int:
+                       sources_attached: bool) -> list[str]:
     """Delete forgotten contacts from the staged `contact_results` and `contact_reasons`
-    of `engine`; returns how many contacts were left out.
+    of `engine`; returns the ids of the contacts left out.
 
     `sources_attached` says whether `engine` itself reads the sources (`src_<name>`), so a
     returning address can be matched there; otherwise the contacts are read once more.
@@ -41,11 +41,11 @@ def suppress_forgotten(engine: DuckDBEngine, store: Store, rulebook: Rulebook,
     """
     found = contacts_source(rulebook)
     if found is None:
-        return 0
+        return []
     hashes = forgotten_hashes(store)
     salt = store_salt(store) if hashes else None
     if salt is None or not _exists(engine, staged("contact_reasons")):
-        return 0
+        return []
     import pyarrow as pa
     name, source = found
     connection = engine.connection
@@ -72,14 +72,14 @@ def suppress_forgotten(engine: DuckDBEngine, store: Store, rulebook: Rulebook,
                 ids = exp.union(ids, _read_elsewhere(rulebook, by_email, table),
                                 distinct=True)
         engine.create_table(FORGOTTEN, ids)
-        count = int(engine.query(exp.select(exp.Count(this=exp.Star())).from_(FORGOTTEN))[0][0])
-        if count:
+        left_out = [str(row[0]) for row in engine.query(exp.select("id").from_(FORGOTTEN))]
+        if left_out:
             key_column = exp.cast(exp.column(str(source.key), quoted=True), "VARCHAR")
             for table, column in ((staged("contact_results"), key_column), (
                     staged("contact_reasons"), exp.column("__key"))):
                 engine.query(exp.delete(table, where=column.isin(
                     query=exp.select("id").from_(FORGOTTEN))))
-        return count
+        return left_out
     finally:
         connection.unregister(HASHES)
 
