@@ -442,3 +442,39 @@ def test_the_rewritten_file_keeps_its_storage_format(tmp_path: Path) -> None:
                             ).fetchone() or [None]
         assert tags == {"storage_version": "v1.0.0+"}
         assert db.execute("SELECT count(*), sum(i) FROM t").fetchall() == [(1000, 499500)]
+
+
+def test_a_table_held_by_another_session_makes_compaction_give_up_not_hang(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retainer.state import compact, open_store
+    from retainer.state.postgres_backend import PostgresBackend
+
+    open_store(postgres_url, Path(".")).close()
+    schema = postgres_url.rsplit("schema=", 1)[1]
+    monkeypatch.setattr(compact, "LOCK_TIMEOUT_S", 1)
+    with psycopg.connect(postgres_url.split("?")[0]) as holder:   # a dashboard, mid-query
+        holder.execute(f'LOCK TABLE "{schema}".memberships IN ACCESS SHARE MODE')
+        backend = PostgresBackend(postgres_url)
+        try:
+            with pytest.raises(RetainerError) as refused:
+                compact.vacuum_postgres(backend)
+        finally:
+            backend.close()
+    assert "lock timeout" in refused.value.problem.message
+    assert "forget --compact" in (refused.value.problem.hint or "")
+
+
+def test_a_store_role_that_may_not_create_its_schema_is_told(postgres_url: str) -> None:
+    from retainer.state import open_store
+
+    role = f"retainer_app_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(postgres_url.split("?")[0], autocommit=True)
+    try:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'REVOKE CREATE ON DATABASE test FROM "{role}"')
+        with pytest.raises(RetainerError) as refused:
+            open_store(postgres_url.replace("postgres@", f"{role}@"), Path("."))
+        assert "cannot create the state store's schema" in refused.value.problem.message
+    finally:
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()

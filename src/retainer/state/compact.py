@@ -240,6 +240,9 @@ def _same_storage(connection: duckdb.DuckDBPyConnection, source: str) -> list[ex
                              expression=exp.Literal.string(version.rstrip("+")))]
 
 
+LOCK_TIMEOUT_S = 60  # how long VACUUM waits for a table another session holds
+
+
 def vacuum_postgres(backend: PostgresBackend) -> Rewritten:
     """`VACUUM (FULL, ANALYZE)` every table of the store: each is written anew with only its
     live rows, its indexes rebuilt, and its planner statistics sampled again from them.
@@ -265,13 +268,20 @@ def vacuum_postgres(backend: PostgresBackend) -> Rewritten:
                  "have their owner run VACUUM (FULL) on them")
     try:
         before = _postgres_size(backend, tables)
-        backend.connection.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(
-            sql.SQL(", ").join(sql.Identifier(name) for name in tables)))
+        # A session holding a table (an open transaction, a dashboard) would make VACUUM
+        # wait for ever: it gives up after a minute and says so.
+        backend.connection.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_S}s'")
+        try:
+            backend.connection.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(
+                sql.SQL(", ").join(sql.Identifier(name) for name in tables)))
+        finally:
+            backend.connection.execute("RESET lock_timeout")
         after = _postgres_size(backend, tables)
     except Exception as exc:  # psycopg's errors; the driver is imported only when used
         raise RetainerError(f"cannot vacuum the state store's tables: {_reason(exc)}",
-                            hint="VACUUM (FULL) needs to own the tables and waits for "
-                                 "every other session using them") from None
+                            hint="VACUUM (FULL) waits for every other session using "
+                                 "the tables: close them, then run 'retainer forget "
+                                 "--compact'") from None
     return Rewritten(f"{len(tables)} tables of {backend.description}", before, after)
 
 

@@ -52,8 +52,19 @@ class PostgresBackend(Backend):
         self.schema = schema
         if schema:
             from psycopg import sql
-            self.connection.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            # A schema that exists already needs no right to create one.
+            exists = self.connection.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
+            try:
+                if not exists:
+                    self.connection.execute(sql.SQL("CREATE SCHEMA {}").format(
+                        sql.Identifier(schema)))
+            except psycopg.Error as exc:
+                self.connection.close()
+                raise RetainerError(f"cannot create the state store's schema '{schema}': "
+                                    f"{str(exc).strip().splitlines()[0]}",
+                                    hint="create it as its owner, or let the store's role "
+                                         "create schemas in the database") from None
             self.connection.execute(sql.SQL("SET search_path TO {}").format(
                 sql.Identifier(schema)))
         self.connection.execute("SET TIME ZONE 'UTC'")
