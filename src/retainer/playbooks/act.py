@@ -110,11 +110,12 @@ def act(project: Project, *, dry_run: bool = False, playbooks: Sequence[str] = (
 def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock,
            sources: SourceReader) -> ActReport:
     rulebook = project.rulebook
-    retired = ledger.retire(store, list(rulebook.playbooks))
-    counts: Counter[str] = Counter({"retired": sum(retired.values())})
     act_id = ledger.begin_act(store, plan.as_of, plan.run_id, plan.planned_at,
-                              plan.playbooks, rulebook.content_hash, counts["retired"])
+                              plan.playbooks, rulebook.content_hash)
+    counts: Counter[str] = Counter()
     try:
+        retired = ledger.retire(store, list(rulebook.playbooks), act_id)
+        counts["retired"] = sum(retired.values())
         written = ledger.insert(store, plan.to_record(), act_id, plan.as_of,
                                 plan.planned_at, rulebook.content_hash)
         pending = ledger.pending(store, rulebook.config.act.max_attempts, plan.playbooks)

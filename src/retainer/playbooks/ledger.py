@@ -136,8 +136,8 @@ def acted_before_rebuild(store: Store, playbook: str, trigger_kind: str, segment
 
 def begin_act(store: Store, as_of: datetime, run_id: int | None, started_at: datetime,
               playbooks: Sequence[str], rulebook_hash: str, retired: int = 0) -> int:
-    """Open the act's row. `retired` rows were retired just before it opened: counted from
-    the start, so an act killed part way still says what it retired."""
+    """Open the act's row (`retired`: rows already retired for it; `retire` counts them
+    when given the act)."""
     return journal.begin(store, "acts", "act_id", {
         "as_of": as_of, "run_id": run_id, "started_at": started_at,
         "playbooks": ",".join(playbooks), "rulebook_hash": rulebook_hash,
@@ -283,10 +283,13 @@ def retired_reason(playbook: str) -> str:
     return f"playbook '{playbook}' is no longer in the rulebook"
 
 
-def retire(store: Store, playbooks: Collection[str]) -> dict[str, int]:
+def retire(store: Store, playbooks: Collection[str], act_id: int | None = None
+           ) -> dict[str, int]:
     """Mark the pending rows of playbooks no longer in the rulebook (not among `playbooks`)
     `retired`, in one transaction; the reason names the playbook and keeps what the row
-    was planned for. Returns how many rows of each playbook were retired."""
+    was planned for. The act `act_id` counts them in the same transaction, so even a kill
+    cannot leave retired rows that no act counts. Returns how many rows of each playbook
+    were retired."""
     found = orphaned(store, playbooks)
     reason = exp.column("reason")
     # The reason a row was planned for stays, after the reason it was retired.
@@ -300,6 +303,10 @@ def retire(store: Store, playbooks: Collection[str]) -> dict[str, int]:
                                 where=exp.and_(exp.column("playbook").eq(exp.Placeholder()),
                                                _pending_status()))
             store.backend.execute(update, [retired_reason(name), retired_reason(name), name])
+        if act_id is not None and found:
+            store.backend.execute(exp.update(
+                "acts", {"retired": exp.Placeholder()},
+                where=exp.column("act_id").eq(exp.Placeholder())), [sum(found.values()), act_id])
     return found
 
 
