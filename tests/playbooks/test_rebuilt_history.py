@@ -130,6 +130,18 @@ def test_a_rebuild_at_another_cadence_acts_once_per_entry(
                   ("weekly", "a2", "02-19"), ("weekly", "a1", "02-20")]
     assert len(receiver.records()) == len(before) + 1 + 4
 
+    # Rebuilt once more, at yet another cadence: every skip names an action that was sent,
+    # never the row an earlier rebuild stopped.
+    Project(root).backfill(datetime(2026, 1, 6), DAYS["third"], timedelta(days=4),
+                           replace_history=True)
+    assert act_on(root).ok
+    with Project(root).store() as opened:
+        rows = ledger.entries(opened, limit=1000)
+    sent_keys = {e.action_key for e in rows if e.status == "sent"}
+    named = [e.reason.split("action ")[1].split(" ")[0] for e in rows
+             if e.status == "stopped" and e.reason and "history was rebuilt" in e.reason]
+    assert len(named) > 8 and set(named) <= sent_keys
+
 
 def test_ordinary_history_keeps_every_new_entry(make_project: Writer,
                                                 receiver: Receiver) -> None:

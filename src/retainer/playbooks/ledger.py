@@ -110,7 +110,8 @@ def acted_before_rebuild(store: Store, playbook: str, trigger_kind: str, segment
     ledger, acts, runs = (exp.to_table(n).as_(a) for n, a in (
         ("ledger", "l"), ("acts", "a"), ("runs", "r")))
     query = (exp.select(*(exp.column(c, "l") for c in ("entity_id", "occurrence",
-                                                        "action_index", "action_key")))
+                                                        "action_index", "action_key",
+                                                        "payload")))
              .from_(ledger)
              .join(acts, on=exp.column("act_id", "a").eq(exp.column("act_id", "l")))
              .join(runs, on=exp.column("run_id", "r").eq(exp.column("run_id", "a")),
@@ -128,9 +129,11 @@ def acted_before_rebuild(store: Store, playbook: str, trigger_kind: str, segment
                                    expression=exp.Placeholder()))
         parameters.append(since)
     found: dict[str, list[Acted]] = {}
-    for entity, occurrence, index, key in store.backend.fetch(query, parameters):
+    for entity, occurrence, index, key, payload in store.backend.fetch(query, parameters):
+        # A row an earlier rebuild stopped names the action that really acted: that one.
+        acted_as = json.loads(payload).get("acted_as") if payload else None
         found.setdefault(str(entity), []).append(Acted(str(entity), occurrence, int(index),
-                                                       str(key)))
+                                                       str(acted_as or key)))
     return found
 
 
