@@ -48,11 +48,11 @@ def test_a_version_3_store_keeps_its_acts_each_retiring_none(spec: str, tmp_path
             (2, "failed", 1, 0, 2, "crm/x: down", 0),
             (3, "running", None, None, None, None, 0)]
         # The next act records what it retires; the killed one is closed as interrupted.
-        act_id = ledger.begin_act(store, T2, None, T2, ["tips"], "h2", retired=5)
+        act_id = ledger.begin_act(store, T2, None, T2, ["tips"], "h2")
         assert act_id == 4
         assert [tuple(r) for r in store.backend.fetch(
             "SELECT act_id, status, retired FROM acts WHERE act_id >= 3 ORDER BY act_id")] == [
-            (3, "interrupted", 0), (4, "running", 5)]
+            (3, "interrupted", 0), (4, "running", 0)]
         ledger.finish_act(store, act_id, "succeeded", {"planned": 2, "retired": 5}, T2)
         assert tuple(store.backend.fetch(ACTS)[-1]) == (4, "succeeded", 2, 0, 0, None, 5)
     finally:

@@ -138,13 +138,11 @@ def acted_before_rebuild(store: Store, playbook: str, trigger_kind: str, segment
 
 
 def begin_act(store: Store, as_of: datetime, run_id: int | None, started_at: datetime,
-              playbooks: Sequence[str], rulebook_hash: str, retired: int = 0) -> int:
-    """Open the act's row (`retired`: rows already retired for it; `retire` counts them
-    when given the act)."""
+              playbooks: Sequence[str], rulebook_hash: str) -> int:
+    """Open the act's row; `retire`, given the act, counts what it retires."""
     return journal.begin(store, "acts", "act_id", {
         "as_of": as_of, "run_id": run_id, "started_at": started_at,
-        "playbooks": ",".join(playbooks), "rulebook_hash": rulebook_hash,
-        "retired": retired})
+        "playbooks": ",".join(playbooks), "rulebook_hash": rulebook_hash, "retired": 0})
 
 
 # The counts an act records, in the order `retainer acts` shows them.
