@@ -209,7 +209,8 @@ class Project:
         # unless someone has been forgotten: their rows are deleted from the staged outputs
         # below, and deleted rows of a file linger in its free blocks. Then the outputs are
         # staged in memory and copied into the file once they are gone.
-        in_file = final and not forgotten_hashes(store)
+        forgotten = forgotten_hashes(store)
+        in_file = final and not forgotten
         if compute is engine:
             engine.stage_outputs(plan, temporary=not in_file)
         else:
@@ -217,7 +218,7 @@ class Project:
             engine.receive_staged({step.name: compute.staged_arrow(step.name)
                                    for step in plan.outputs()}, temporary=not in_file)
         # Forgotten people are left out before anything is exported, recorded or published.
-        left_out = suppress_forgotten(engine, store, self.rulebook,
+        left_out = suppress_forgotten(engine, store, self.rulebook, forgotten,
                                       sources_attached=compute is engine)
         if left_out and compute is not engine and final:
             # It may keep results and a run's work of its own (a backfill's earlier dates

@@ -22,7 +22,7 @@ from retainer.compile.staging import src
 from retainer.engines.duckdb import DuckDBEngine, staged
 from retainer.errors import RetainerError
 from retainer.privacy.subjects import contacts_source
-from retainer.privacy.tombstones import forgotten_hashes, store_salt
+from retainer.privacy.tombstones import store_salt
 from retainer.rulebook.loader import Rulebook
 from retainer.state import Store
 
@@ -31,18 +31,17 @@ FORGOTTEN = "__forgotten_contacts"
 
 
 def suppress_forgotten(engine: DuckDBEngine, store: Store, rulebook: Rulebook,
-                       sources_attached: bool) -> list[str]:
+                       hashes: list[str], sources_attached: bool) -> list[str]:
     """Delete forgotten contacts from the staged `contact_results` and `contact_reasons`
     of `engine`; returns the ids of the contacts left out.
 
-    `sources_attached` says whether `engine` itself reads the sources (`src_<name>`), so a
-    returning address can be matched there; otherwise the contacts are read once more.
-    Costs one query of the store when nobody has been forgotten.
+    `hashes` are the store's tombstones (`tombstones.forgotten_hashes`), read once by the
+    run. `sources_attached` says whether `engine` itself reads the sources (`src_<name>`),
+    so a returning address can be matched there; otherwise the contacts are read once more.
     """
     found = contacts_source(rulebook)
     if found is None:
         return []
-    hashes = forgotten_hashes(store)
     salt = store_salt(store) if hashes else None
     if salt is None or not _exists(engine, staged("contact_reasons")):
         return []
