@@ -77,6 +77,8 @@ class Pass:
 class Passes:
     ctx: Context
     by_key: dict[tuple[str, Entity, bool], Pass] = field(default_factory=dict)
+    # Whether (source, level) splits its windowed traits off: decided once, not per trait.
+    splits: dict[tuple[str, Entity], bool] = field(default_factory=dict)
 
     def get(self, source: str, level: Entity, windowed: bool = False) -> Pass:
         key = (source, level, windowed)
@@ -89,8 +91,11 @@ class Passes:
     def for_trait(self, source: str, trait: AggregateTrait) -> Pass:
         """The pass a trait is computed in (see the module's docstring for the split)."""
         level = trait.entity
-        return self.get(source, level, _windowed(self.ctx, trait)
-                        and self._splits_windowed(source, level))
+        if not _windowed(self.ctx, trait):
+            return self.get(source, level)
+        if (source, level) not in self.splits:
+            self.splits[source, level] = self._splits_windowed(source, level)
+        return self.get(source, level, self.splits[source, level])
 
     def _splits_windowed(self, source: str, level: Entity) -> bool:
         """Whether the windowed traits of (source, level) get their own pass: a trait
@@ -98,9 +103,9 @@ class Passes:
         work that pass would not otherwise do."""
         if source == self.ctx.contacts and level == "account":
             return False  # a roll-up over contacts: already small
-        traits = [t for t in self.ctx.rulebook.traits.values()
-                  if isinstance(t, AggregateTrait) and t.source == source]
-        staying = [t for t in traits if t.entity == level and not _windowed(self.ctx, t)]
+        traits = [t for t in self.ctx.rulebook.traits.values() if isinstance(t, AggregateTrait)
+                  and t.source == source and t.entity == level]
+        staying = [t for t in traits if not _windowed(self.ctx, t)]
         if not staying:
             return False  # no trait needs every row: one pass over the windows
         spec = self.ctx.rulebook.sources[source]
@@ -108,7 +113,7 @@ class Passes:
         if level == "account" and spec.account is None:
             joined.add("contact")  # the account is found through the contact
         return any(t.func == "count_distinct" or _joins(t) - joined
-                   for t in traits if t.entity == level and _windowed(self.ctx, t))
+                   for t in traits if _windowed(self.ctx, t))
 
     def source_passes(self) -> list[Pass]:
         """Passes over raw sources, each source's first pass carrying the quality counts."""
