@@ -26,6 +26,10 @@ from retainer.errors import Location, first_line
 from retainer.rulebook.destination_models import RabbitMQDestination as RabbitMQSettings
 from retainer.rulebook.loader import Rulebook
 
+# pika logs every lost connection as an error; this module reports them itself. Once, not
+# per destination opened: handlers on a logger add up.
+logging.getLogger("pika").addHandler(logging.NullHandler())
+
 
 class _NoConfirm(Exception):
     """The broker did not confirm a message in time."""
@@ -38,8 +42,6 @@ class RabbitMQDestination(Destination):
                  timeout: float = 10, policy: RetryPolicy | None = None,
                  batch: int = 500) -> None:
         super().__init__(name)
-        # pika logs every lost connection as an error; this module reports them itself.
-        logging.getLogger("pika").addHandler(logging.NullHandler())
         self.batch_size = batch
         self.url = url
         self.exchange = exchange

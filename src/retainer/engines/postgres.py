@@ -516,7 +516,8 @@ def _arrow_array(values: list[Any], type_name: str) -> Any:
         return pa.array(values, type=pa.timestamp(
             "us", tz="UTC" if type_name == "timestamptz" else None))
     if type_name == "numeric":
-        return pa.array(_numbers(values), type=pa.int64() if _whole(values) else pa.float64())
+        whole = _whole(values)
+        return pa.array(_numbers(values, whole), type=pa.int64() if whole else pa.float64())
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
@@ -553,9 +554,9 @@ def _whole(values: list[Any]) -> bool:
                              abs(v) < 2 ** 63) for v in values)
 
 
-def _numbers(values: list[Any]) -> list[Any]:
+def _numbers(values: list[Any], whole: bool | None = None) -> list[Any]:
     """NUMERIC values as integers when every one is whole (sums and counts), else floats."""
-    kind = int if _whole(values) else float
+    kind = int if (_whole(values) if whole is None else whole) else float
     return [None if v is None else kind(v) for v in values]
 
 

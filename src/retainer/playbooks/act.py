@@ -116,8 +116,9 @@ def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock,
     try:
         retired = ledger.retire(store, list(rulebook.playbooks), act_id)
         counts["retired"] = sum(retired.values())
-        written = ledger.insert(store, plan.to_record(), act_id, plan.as_of,
-                                plan.planned_at, rulebook.content_hash)
+        recorded = plan.to_record()
+        written = ledger.insert(store, recorded, act_id, plan.as_of, plan.planned_at,
+                                rulebook.content_hash)
         pending = ledger.pending(store, rulebook.config.act.max_attempts, plan.playbooks)
         fresh = {i.key for i in plan.firing()}
         # The moment of dispatch first, then the sources as they are at that moment.
@@ -128,7 +129,6 @@ def _apply(project: Project, store: Store, plan: ActPlan, clock: Clock,
         sources.close()   # every source is read: deliveries hold no engine (nor lock)
         report = dispatch(rulebook, store, pending, act_id, now, gate,
                           {k: p.email for k, p in people.items()})
-        recorded = plan.to_record()
         for item in recorded:
             counts[{"fire": "planned"}.get(item.outcome, item.outcome)] += 1
         for (_, status), count in report.counts.items():

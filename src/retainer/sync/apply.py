@@ -119,7 +119,7 @@ def _send(plan: SyncPlan, destination: Destination, store: Store, clock: Clock,
         result.failed += len(batch)
         progress.stop = progress.stop or exc.retryable or ordered
         return
-    state.confirm(store, plan.name, batch, dict(plan.hashes), dict(plan.changed_at), clock())
+    state.confirm(store, plan.name, batch, plan.hashes, plan.changed_at, clock())
     result.batches += 1
     for record in batch:
         if plan.sync.mode == "changes":

@@ -7,7 +7,7 @@ destination confirmed it: the store never claims more than the destination holds
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -126,8 +126,8 @@ def move_cursor(store: Store, sync: str, position: datetime, now: datetime) -> N
                               [sync, position, now])
 
 
-def confirm(store: Store, sync: str, records: Sequence[Record], hashes: dict[str, str],
-            changed_at: dict[str, datetime], now: datetime) -> None:
+def confirm(store: Store, sync: str, records: Sequence[Record], hashes: Mapping[str, str],
+            changed_at: Mapping[str, datetime], now: datetime) -> None:
     """Record a batch the destination confirmed, and clear its dead letters."""
     import pyarrow as pa
 
