@@ -186,6 +186,7 @@ def lineage(element: Annotated[str | None, typer.Argument(
 
 def _overview(graph: Lineage, rulebook: Rulebook) -> None:
     from retainer.compile.lineage.graph import Element
+    from retainer.privacy.purposes import allows
     users = [(Element("playbook", n), p.purpose) for n, p in rulebook.playbooks.items()]
     users += [(Element("sync", n), s.purpose) for n, s in rulebook.syncs.items()]
     if not users:
@@ -194,7 +195,7 @@ def _overview(graph: Lineage, rulebook: Rulebook) -> None:
         return
     for item, purpose in users:
         fields = sorted(graph.fields(item))
-        refused = [f for f in fields if not _allowed(rulebook, f, purpose)]
+        refused = [f for f in fields if not allows(rulebook, f, purpose)]
         console.print(Text.assemble((str(item), "bold"), f" (purpose {purpose}): "
                                     f"{len(fields)} source fields",
                                     (f", {len(refused)} not allowed for {purpose}", "bold red")
@@ -206,7 +207,7 @@ def _overview(graph: Lineage, rulebook: Rulebook) -> None:
             line = Text(f"{source}: ")
             for index, field in enumerate(columns):
                 line.append(", " if index else "")
-                allowed = _allowed(rulebook, field, purpose)
+                allowed = allows(rulebook, field, purpose)
                 line.append(field.column + ("" if allowed else " ✗"),
                             style="" if allowed else "bold red")
             _indented(line, 2)
@@ -247,6 +248,3 @@ def _indented(text: Text, indent: int) -> None:
     console.print(Padding(text, (0, 0, 0, indent), expand=False), highlight=False)
 
 
-def _allowed(rulebook: Rulebook, field: Field, purpose: str) -> bool:
-    provenance = rulebook.sources[field.source].provenance_of(field.column)
-    return provenance is None or provenance.purposes is None or purpose in provenance.purposes

@@ -25,25 +25,21 @@ def _matches(column: str, ids: Sequence[str]) -> exp.Expr:
         *(exp.Literal.string(i) for i in ids))
 
 
-def _tables(engine: DuckDBEngine) -> set[str]:
-    return engine.tables()
-
-
 def count_rows(engine: DuckDBEngine, key: str, ids: Sequence[str]) -> int:
     """How many contacts of the published results are among the ids."""
-    if not ids or "contact_results" not in _tables(engine):
+    if not ids or "contact_results" not in engine.tables():
         return 0
     query = exp.select(exp.Count(this=exp.Star())).from_("contact_results").where(
         _matches(key, ids))
     return int(engine.query(query)[0][0])
 
 
-def remove_rows(engine: DuckDBEngine, key: str, ids: Sequence[str]) -> int:
-    """Delete the ids' rows from every published contact table, in one transaction."""
+def remove_rows(engine: DuckDBEngine, key: str, ids: Sequence[str]) -> None:
+    """Delete the ids' rows from every published contact table, in one transaction (the
+    plan counted them: `count_rows`)."""
     if not ids:
-        return 0
-    removed = count_rows(engine, key, ids)
-    tables = _tables(engine)
+        return
+    tables = engine.tables()
     engine.connection.execute("BEGIN TRANSACTION")
     try:
         for table, column in CONTACT_TABLES:
@@ -58,7 +54,6 @@ def remove_rows(engine: DuckDBEngine, key: str, ids: Sequence[str]) -> int:
         raise
     engine.connection.execute("COMMIT")
     engine.connection.execute("CHECKPOINT")  # the deleted rows leave the write-ahead log
-    return removed
 
 
 def exported_files(export_dir: Path) -> list[Path]:
@@ -72,7 +67,7 @@ def rewrite_exports(engine: DuckDBEngine, export_dir: Path) -> list[Path]:
     for stale in export_dir.glob(f"contact_results.*{PARTIAL_SUFFIX}"):
         stale.unlink()  # left by an attempt that was killed while writing
     files = exported_files(export_dir)
-    if not files or "contact_results" not in _tables(engine):
+    if not files or "contact_results" not in engine.tables():
         return []
     for path in files:
         partial = path.with_name(path.name + PARTIAL_SUFFIX)

@@ -28,9 +28,7 @@ def purpose_problems(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> list[P
         # Fields refused by the same declaration and reached the same way are one problem.
         groups: dict[tuple[str, tuple[Dependency, ...]], list[Field]] = {}
         for field in sorted(lineage.fields(element)):
-            provenance = rulebook.sources[field.source].provenance_of(field.column)
-            if provenance is None or provenance.purposes is None \
-                    or purpose in provenance.purposes:
+            if allows(rulebook, field, purpose):
                 continue
             route = lineage.chain(element, field)[:-1]
             groups.setdefault((_declared_at(rulebook, field), route), []).append(field)
@@ -49,6 +47,13 @@ def purpose_problems(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> list[P
                 f"if {purpose} is a lawful use of {named}, add it to the purposes declared "
                 f"at {declared}; otherwise stop using {them} in this {element.kind}"))
     return problems
+
+
+def allows(rulebook: Rulebook, field: Field, purpose: str) -> bool:
+    """Whether a field may be used for a purpose: its declared purposes include it, or it
+    declares none (unrestricted)."""
+    provenance = rulebook.sources[field.source].provenance_of(field.column)
+    return provenance is None or provenance.purposes is None or purpose in provenance.purposes
 
 
 def _and(items: list[str]) -> str:
