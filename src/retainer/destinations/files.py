@@ -27,6 +27,11 @@ STREAM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 RESERVED = ("key", "entity_id")
 
 
+def valid_stream(stream: str) -> bool:
+    """Whether a stream can name a file of the destination's directory (and only there)."""
+    return bool(STREAM.match(stream)) and ".." not in stream
+
+
 class FilesDestination(Destination):
     kind = "files"
     batch_size = 10_000  # every delivery rewrites the whole file: few, large batches
@@ -44,7 +49,7 @@ class FilesDestination(Destination):
         return cls(name, rulebook.path(settings.dir), settings.format)
 
     def path(self, stream: str) -> Path:
-        if not STREAM.match(stream) or ".." in stream:
+        if not valid_stream(stream):
             raise DeliveryError(
                 f"'{stream}' cannot be a file name in destination '{self.name}'",
                 retryable=False, hint="use letters, digits, '_', '-' and '.' (no '/')")

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
-from retainer.errors import RetainerError
+from retainer.errors import RetainerError, first_line
 from retainer.state.backend import Backend
 from retainer.state.duckdb_backend import AttachedDuckDBBackend, DuckDBBackend
 from retainer.state.postgres_backend import PostgresBackend
@@ -223,7 +223,7 @@ def _shown(path: Path, relative_to: Path | None) -> str:
 def _reason(exc: Exception) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
-    return str(exc).splitlines()[0]
+    return first_line(exc)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------

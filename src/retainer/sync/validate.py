@@ -5,11 +5,10 @@ of its target (sync/targets.py)."""
 
 from __future__ import annotations
 
-import re
-
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan
 from retainer.destinations import destination_class
+from retainer.destinations.files import valid_stream
 from retainer.errors import Problem, did_you_mean
 from retainer.rulebook.destination_models import Sync
 from retainer.rulebook.expressions import ExpressionError, Type
@@ -17,8 +16,6 @@ from retainer.rulebook.loader import Origin, Rulebook
 from retainer.sync import targets
 from retainer.sync.columns import compile_where, dimension_names, planned_columns
 from retainer.sync.plan import stream_of
-
-FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def problems(rulebook: Rulebook, plan: Plan, catalog: Catalog) -> list[Problem]:
@@ -57,7 +54,7 @@ def _destination_fit(name: str, sync: Sync, kind: str, stream: str, origin: Orig
         found.append(Problem(f"sync '{name}' mirrors to a {kind} destination, which cannot "
                              "delete", origin.at("mode"), "use mode: upsert"))
     where = origin.at("table") if sync.table else origin.location
-    if kind == "files" and (not FILE_NAME.match(stream) or ".." in stream):
+    if kind == "files" and not valid_stream(stream):
         found.append(Problem(f"'{stream}' cannot be a file name", where,
                              "use letters, digits, '_', '-' and '.' in 'table' (no '/')"))
     if kind == "postgres" and stream.count(".") > 1:
