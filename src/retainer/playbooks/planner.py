@@ -70,6 +70,7 @@ class _Context:
     stops: dict[str, list[tuple[str, set[str]]]]   # playbook → (stopper, ids it holds for)
     people: dict[str, Person]
     contacts: dict[str, list[Person]]
+    times: list[datetime]                          # the as_of of every run in history
 
 
 def cooldown_of(playbook: Playbook) -> timedelta | None:
@@ -94,7 +95,8 @@ def build_plan(rulebook: Rulebook, store: Store, results: Results,
         people = {k: p for k, p in read_people(rulebook, extra).items()
                   if not forgotten(p.contact_id, p.email)}
     ctx = _Context(rulebook, results, as_of, rulebook.config.act.holdout_salt
-                   or rulebook.config.name, conditions, stops, people, by_account(people))
+                   or rulebook.config.name, conditions, stops, people, by_account(people),
+                   history_times(store))
     caps = rulebook.config.act.caps
     longest = horizon([cooldown_of(p) for p in rulebook.playbooks.values()] + [
         c.per for p in rulebook.playbooks.values()
@@ -177,7 +179,7 @@ def _playbook_items(ctx: _Context, store: Store, name: str, limits: Limits) -> l
         found = [condition_occurrence(e, ctx.as_of) for e in sorted(holding or ())]
     rows = ctx.results.rows(level, {o.entity_id for o in found})
     done = ledger.done_occurrences(store, name, min(o.at for o in found)) if found else set()
-    acted = _acted_before_rebuild(store, name, playbook.on, found, done)
+    acted = _acted_before_rebuild(store, name, playbook.on, found, done, ctx.times)
     items: list[Item] = []
     for occurrence in found:
         row = rows.get(occurrence.entity_id)
@@ -193,15 +195,14 @@ def _playbook_items(ctx: _Context, store: Store, name: str, limits: Limits) -> l
 
 def _acted_before_rebuild(store: Store, name: str, trigger: Trigger | None,
                           found: Sequence[Occurrence],
-                          done: set[tuple[str, str, str, datetime]]
-                          ) -> dict[Occurrence, list[ledger.Acted]]:
+                          done: set[tuple[str, str, str, datetime]],
+                          times: Sequence[datetime]) -> dict[Occurrence, list[ledger.Acted]]:
     """For each occurrence not in the ledger as it is, the rows that acted on its stay or
     absence under a history `backfill --replace` has since rebuilt (see
     occurrences.same_state). Ordinary history has none: its occurrences stay put."""
     fresh = [o for o in found if (name, o.entity_id, o.kind, o.at) not in done]
     if trigger is None or not fresh:
         return {}
-    times = history_times(store)
     starts = [seen_before(times, o.began) if o.began is not None else None for o in fresh]
     since = None if None in starts else min(s for s in starts if s is not None)
     rows = ledger.acted_before_rebuild(store, name, trigger.kind, trigger.segment, since)
