@@ -26,7 +26,8 @@ from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
 
-PUBLISHING_MARKER = ".publishing"
+# `.publishing-<run id>`: an empty file, so a kill can never leave it half written.
+PUBLISHING_MARKER = ".publishing-"
 # The SQL dialect each engine runs (the compiler shapes its trees for that dialect).
 DIALECT_OF_ENGINE = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
 
@@ -243,9 +244,9 @@ class Project:
         if final:
             # The marker names the run whose exports wait beside the published files: if the
             # process dies after the commit, whoever opens the project next moves them in.
-            marker = self.export_dir / PUBLISHING_MARKER
+            marker = self.export_dir / f"{PUBLISHING_MARKER}{run_id}"
             if exports:
-                marker.write_text(json.dumps({"run_id": run_id}), encoding="utf-8")
+                marker.touch()
             engine.publish_staged(plan, {"as_of": as_of.isoformat(sep=" "), "run_id": run_id,
                                          "rulebook_hash": self.rulebook.content_hash,
                                          "project": self.rulebook.config.name})
@@ -265,14 +266,13 @@ class Project:
     def _finish_interrupted_publish(self) -> None:
         """Complete (or discard) exports a killed run left behind, so the exported files
         always match the published tables."""
-        marker = self.export_dir / PUBLISHING_MARKER
-        if not marker.exists():
+        markers = list(self.export_dir.glob(f"{PUBLISHING_MARKER}*"))
+        if not markers:
             return
         try:
-            waiting = int(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
             engine = DuckDBEngine(self.output_database, read_only=True)
-        except (ValueError, KeyError, RetainerError):
-            return  # a run is publishing right now, or the marker is unreadable
+        except RetainerError:
+            return  # a run is publishing right now
         try:
             rows = engine.query(exp.select("value").from_("run_info").where(
                 exp.column("key").eq(exp.Literal.string("run_id"))))
@@ -280,13 +280,15 @@ class Project:
             rows = []
         finally:
             engine.close()
+        waiting = {m.name.removeprefix(PUBLISHING_MARKER) for m in markers}
         partials = sorted(self.export_dir.glob("*.next"))
-        if rows and int(json.loads(rows[0][0])) == waiting:
+        if rows and str(json.loads(rows[0][0])) in waiting:
             self._move_exports_in(partials)
         else:
             for partial in partials:
                 partial.unlink(missing_ok=True)
-        marker.unlink(missing_ok=True)
+        for marker in markers:
+            marker.unlink(missing_ok=True)
 
     def _key(self, level: str) -> str:
         kind = "accounts" if level == "account" else "contacts"

@@ -92,7 +92,7 @@ def read_outputs(project: Project, exports_match: bool = True) -> Outputs:
     directory, names = project.export_dir, exports(project)
     assert names
     finals = sorted(p.name for p in directory.iterdir() if not p.name.endswith(".next"))
-    assert finals == sorted(names)
+    assert finals == sorted(names), f"the export directory holds {finals}, not {names}"
     # (DuckDB's COPY writes over an existing file through a `tmp_` file of its own)
     assert {p.name for p in directory.glob("*.next")} <= {
         f"{prefix}{n}.next" for n in names for prefix in ("", "tmp_")}
