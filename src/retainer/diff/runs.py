@@ -10,7 +10,7 @@ from retainer.diff.results import History
 from retainer.diff.rulebooks import old_rulebook
 from retainer.errors import RetainerError
 from retainer.rulebook.loader import Rulebook
-from retainer.state import Store, open_store
+from retainer.state import Store, open_store, store_exists
 
 
 def run_label(run_id: int) -> str:
@@ -49,9 +49,8 @@ def stored_history(rulebook: Rulebook) -> Iterator[History | None]:
 @contextmanager
 def _existing_store(rulebook: Rulebook) -> Iterator[Store | None]:
     spec = rulebook.config.state
-    if not spec.startswith(("postgresql://", "postgres://")) and not rulebook.path(
-            spec).exists():
-        yield None  # opening would create an empty store file
+    if not store_exists(spec, rulebook.root):
+        yield None
         return
     store = open_store(spec, rulebook.root)
     try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlglot import exp
 
@@ -33,7 +32,7 @@ from retainer.measure import stats
 from retainer.playbooks.occurrences import membership
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.playbook_models import Outcome, Playbook
-from retainer.state import Store, open_store
+from retainer.state import Store, open_store, store_exists
 
 NO_PLAYBOOKS = ("No playbook with a holdout and an outcome has acted long enough ago to "
                 "measure yet.")
@@ -86,7 +85,7 @@ def describe(outcome: Outcome) -> str:
 def uplifts(rulebook: Rulebook) -> list[Uplift]:
     """Every measurable playbook's uplift against its holdout, from the state store."""
     measured = {n: p for n, p in rulebook.playbooks.items() if p.holdout > 0 and p.outcome}
-    if not measured or not _store_exists(rulebook):
+    if not measured or not store_exists(rulebook.config.state, rulebook.root):
         return []
     store = open_store(rulebook.config.state, rulebook.root)
     try:
@@ -102,14 +101,6 @@ def uplifts(rulebook: Rulebook) -> list[Uplift]:
         return found
     finally:
         store.close()
-
-
-def _store_exists(rulebook: Rulebook) -> bool:
-    spec = rulebook.config.state
-    if spec.startswith(("postgresql://", "postgres://")):
-        return True
-    path = Path(spec).expanduser()
-    return (path if path.is_absolute() else rulebook.root / path).exists()
 
 
 def _first_occurrences(store: Store, playbook: str) -> dict[str, tuple[datetime, bool]]:

@@ -30,6 +30,7 @@ from retainer.engines.duckdb import DuckDBEngine
 from retainer.errors import RetainerError
 from retainer.project import Project, utc_now
 from retainer.rulebook.loader import Rulebook
+from retainer.state import store_exists
 
 DIALECT = "duckdb"
 PUBLISHED = "published"  # the catalog the output database is attached as
@@ -210,9 +211,7 @@ def _attach_published(project: Project, engine: DuckDBEngine) -> datetime | None
 
 
 def _store_exists(project: Project) -> bool:
-    spec = project.rulebook.config.state
-    return spec.startswith(("postgresql://", "postgres://")) or project.rulebook.path(
-        spec).exists()
+    return store_exists(project.rulebook.config.state, project.root)
 
 
 def _history_as_of(project: Project) -> datetime | None:
