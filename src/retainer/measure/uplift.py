@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from sqlglot import exp
 
 from retainer.measure import stats
+from retainer.playbooks.ledger import TREATED
 from retainer.playbooks.occurrences import membership
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.playbook_models import Outcome, Playbook
@@ -36,8 +37,6 @@ from retainer.state import Store, open_store, store_exists
 
 NO_PLAYBOOKS = ("No playbook with a holdout and an outcome has acted long enough ago to "
                 "measure yet.")
-# The statuses of a row assigned to treatment, whatever became of it (intention to treat).
-TREATED = ("planned", "sent", "recorded", "suppressed", "failed", "rejected", "retired")
 
 
 @dataclass(frozen=True)

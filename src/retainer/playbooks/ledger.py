@@ -26,6 +26,18 @@ PENDING = ("planned", "failed")   # dispatched (again) by every act
 RETIRED = "retired"               # was pending when its playbook left the rulebook: final
 STATUSES = ("planned", "sent", "recorded", "suppressed", "failed", "rejected", "held_out",
             "stopped", "capped", "no_recipient", RETIRED)
+# What an act decided to do for an occurrence and whatever dispatch made of it: sent,
+# recorded, suppressed by the consent gate, failed or rejected by the destination.
+_ACTED_ON = ("planned", "sent", "recorded", "suppressed", "failed", "rejected")
+# Uplift's treated arm, by intention to treat. `retired` is in: it counted as treated while
+# it was pending, and only this arm has rows that can be retired, so leaving them out would
+# thin it alone. `held_out` is the other arm; `stopped`, `capped` and `no_recipient` were
+# not acted on.
+TREATED = (*_ACTED_ON, RETIRED)
+# What a cooldown counts: anything decided for an occurrence, a holdout included, so the
+# held-out arm waits out the cooldown like the treated one. `retired` is out: it was never
+# dispatched. `stopped`, `capped` and `no_recipient` were not acted on.
+FIRED = (*_ACTED_ON, "held_out")
 STATUS_OF = {"fire": "planned", "held_out": "held_out", "stopped": "stopped",
              "capped": "capped", "no_recipient": "no_recipient"}
 

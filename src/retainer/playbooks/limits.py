@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 
 from sqlglot import exp
 
+from retainer.playbooks.ledger import FIRED
 from retainer.playbooks.plan import Item
 from retainer.rulebook.playbook_models import Cap, Caps, Playbook
 from retainer.state import Store
 
-FIRED = ("planned", "sent", "recorded", "suppressed", "failed", "rejected", "held_out")
 COUNTED = ("planned", "sent", "recorded", "failed")
 
 
