@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from retainer.cli.common import ProjectOption, console, errors, friendly
+from retainer.cli.common import STATUS_STYLE, ProjectOption, console, errors, friendly, indented
 from retainer.cli.main import app
 
 FormatOption = Annotated[str, typer.Option("--format", help="table, json or csv")]
@@ -123,13 +122,13 @@ def _print_items(items: list[dict[str, Any]], limit: int) -> None:
         line = Text(f"{item['entity']:<{entity_width}}  ")
         line.append(f"{label:<{label_width}}", style=style)
         line.append(f"  {item['action']}{where}")
-        _indented(line, 2)
+        indented(line, 2)
         reason = item["why"] if item["why_not"] is None else f"{item['why_not']}; " \
             f"{item['why']}"
-        _indented(Text(f"why: {reason}", style="dim"), 4)
+        indented(Text(f"why: {reason}", style="dim"), 4)
         if item["consent"]:
             decision, _, detail = item["consent"].partition(": ")
-            _indented(Text(f"consent {decision}: {detail}", style="dim"), 4)
+            indented(Text(f"consent {decision}: {detail}", style="dim"), 4)
     if len(items) > limit:
         console.print(f"… and {len(items) - limit} more (--limit N lists more, "
                       "--format json lists all)")
@@ -143,11 +142,6 @@ def _label(item: dict[str, Any]) -> tuple[str, str]:
     label = {"fire": "would fire", "held_out": "held out",
              "no_recipient": "no recipient"}.get(outcome, outcome)
     return label, _STYLE.get(outcome, "")
-
-
-def _indented(text: Text, indent: int) -> None:
-    """Print `text` indented, its wrapped lines too (narrow terminals)."""
-    console.print(Padding(text, (0, 0, 0, indent), expand=False), highlight=False)
 
 
 @app.command()
@@ -201,8 +195,7 @@ def _act_lines(record: dict[str, Any]) -> tuple[Text, str]:
     from retainer.playbooks.ledger import ACT_COUNTS
     head = Text(f"act {record['act_id']}  {_cell(record['started_at'])}  as of "
                 f"{_cell(record['as_of'])} (run {record['run_id'] or '–'})  ")
-    head.append(record["status"], style={"succeeded": "green", "failed": "red",
-                                         "interrupted": "yellow"}.get(record["status"], ""))
+    head.append(record["status"], style=STATUS_STYLE.get(record["status"], ""))
     if record["finished_at"] is not None:
         head.append(f"  {(record['finished_at'] - record['started_at']).total_seconds():.1f}s")
     # `planned` counts the actions this act planned (one per action and recipient); the
@@ -322,7 +315,7 @@ def _emit(records: list[dict[str, Any]], output: str,
         head, detail = lines(record)
         console.print(head, highlight=False)
         for line in detail.splitlines():
-            _indented(Text(line, style="dim"), 4)
+            indented(Text(line, style="dim"), 4)
 
 
 def _cell(value: Any) -> str:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.padding import Padding
+from rich.text import Text
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # messages carry paths: never wrap them
@@ -19,6 +21,13 @@ ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="project di
 AsOfOption = Annotated[str | None, typer.Option(
     "--as-of", help="evaluate as of this UTC date or time (a date means its midnight); "
                     "default: now")]
+# How a finished run, act or sync reads at a glance.
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}
+
+
+def indented(text: Text, indent: int) -> None:
+    """Print `text` indented, its wrapped lines too (narrow terminals)."""
+    console.print(Padding(text, (0, 0, 0, indent), expand=False), highlight=False)
 
 
 def friendly(command: F) -> F:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from retainer.cli.common import ProjectOption, console, friendly
+from retainer.cli.common import STATUS_STYLE, ProjectOption, console, friendly
 from retainer.cli.main import app
 from retainer.cli.render import value
 
@@ -33,12 +33,11 @@ def runs(project: ProjectOption = Path("."),
                    "rulebook", "commit"):
         table.add_column(column, no_wrap=True, justify="right" if column in (
             "run", "read", "rejected", "secs") else "left")
-    style = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}
     for run in records:
         moment = run.as_of.strftime("%Y-%m-%d" if run.as_of.time() == datetime.min.time()
                                     else "%Y-%m-%d %H:%M")
         table.add_row(str(run.run_id), run.kind, moment,
-                      Text(run.status, style=style.get(run.status, "dim")),
+                      Text(run.status, style=STATUS_STYLE.get(run.status, "dim")),
                       "yes" if run.in_history else "–", f"{run.rows_read or 0:,}",
                       f"{run.rows_rejected or 0:,}", f"{run.duration_s or 0:.1f}",
                       run.rulebook_hash[:8], (run.git_commit or "–")[:8])
