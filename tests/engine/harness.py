@@ -88,11 +88,12 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
 
 
 def evaluate(target: Target, rulebook: str, given: Rows, as_of: datetime,
-             level: str = "account", output: str | None = None) -> dict[str, dict[str, Any]]:
+             level: str = "account", output: str | None = None,
+             sources: str = SOURCES) -> dict[str, dict[str, Any]]:
     """The rows of `<level>_results` (or of another output) by their first column."""
     root = target.directory / "behaviour"
     root.mkdir(exist_ok=True)
-    (root / "retainer.yml").write_text(textwrap.dedent(SOURCES).lstrip() + target.settings() +
+    (root / "retainer.yml").write_text(textwrap.dedent(sources).lstrip() + target.settings() +
                                        textwrap.dedent(rulebook), encoding="utf-8")
     loaded = load_project(root)
     engine: Engine = DuckDBEngine() if target.engine == "duckdb" else create_engine(loaded)

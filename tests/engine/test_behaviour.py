@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from retainer.errors import RetainerError
-from tests.engine.harness import Target, evaluate, spark_session, target
+from tests.engine.harness import SOURCES, Target, evaluate, spark_session, target
 
 __all__ = ["spark_session", "target"]  # fixtures: every case on every engine
 
@@ -286,6 +286,38 @@ def test_accounts_created_after_as_of_are_not_part_of_the_run(target: Target) ->
     assert (accounts["rows_read"], accounts["missing_id"], accounts["duplicate_id"],
             accounts["bad_time"], accounts["after_as_of"]) == (5, 0, 0, 0, 2)
     assert (events["rows_read"], events["unknown_id"], events["after_as_of"]) == (2, 1, 1)
+
+
+def test_rows_of_what_exists_only_after_as_of_are_not_of_an_unknown_id(target: Target) -> None:
+    # An account or contact created after as_of is not in scope yet, which is no fault of the
+    # data: its rows count as after as_of, whatever their own time. Only an id that matches
+    # nothing is unknown — and the counts do not depend on which traits read the source.
+    sources = SOURCES.replace("role: role}", "role: role, time: created_at}")
+    given = {"accounts": [{"account_id": "a1", "created_at": datetime(2025, 1, 1)},
+                          {"account_id": "a3", "created_at": datetime(2026, 3, 5)}],
+             "contacts": [
+                 {"contact_id": "c1", "account_id": "a1", "created_at": datetime(2025, 1, 1)},
+                 {"contact_id": "c3", "account_id": "a3", "created_at": datetime(2026, 1, 1)},
+                 {"contact_id": "c4", "account_id": "a1", "created_at": datetime(2026, 3, 10)},
+                 {"contact_id": "c5", "account_id": "ghost", "created_at": datetime(2026, 1, 1)}],
+             "events": [login("a1", "2026-02-01", "c1"),
+                        login("a3", "2026-02-01", "c3"),      # the later account's
+                        login("a3", "soon", "c3"),            # ... even with a bad time
+                        login("ghost", "2026-02-01"),         # an account nobody knows
+                        login("ghost", "2026-03-02")],        # ... dated after as_of
+             "surveys": [{"contact_id": contact, "answered_at": datetime(2026, 2, 1)}
+                         # c3's account and c4 itself come later; c5's account is unknown
+                         for contact in ("c1", "c3", "c4", "c5", "nobody")]}
+    per_account = "traits: {logins: {count: events}, answers: {count: surveys}}\n"
+    rows = evaluate(target, per_account, given, AS_OF, sources=sources)
+    assert list(rows) == ["a1"] and (rows["a1"]["logins"], rows["a1"]["answers"]) == (1, 1)
+    counted = ("rows_read", "missing_id", "duplicate_id", "unknown_id", "bad_time",
+               "after_as_of")
+    for rulebook in (per_account, per_account.replace("surveys}", "surveys, entity: contact}")):
+        quality = {source: tuple(row[c] for c in counted) for source, row in evaluate(
+            target, rulebook, given, AS_OF, output="data_quality", sources=sources).items()}
+        assert quality == {"accounts": (2, 0, 0, 0, 0, 1), "contacts": (4, 0, 0, 1, 0, 2),
+                           "events": (5, 0, 0, 1, 0, 3), "surveys": (5, 0, 0, 2, 0, 2)}
 
 
 def test_a_tie_between_rows_of_one_id_keeps_the_smallest_values(target: Target) -> None:

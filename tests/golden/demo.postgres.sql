@@ -53,6 +53,19 @@ FROM stg_accounts_rows
 WHERE
   NOT __account IS NULL AND __in_run AND __rank = 1;
 
+-- stg_accounts_later: account ids that exist only after as_of
+DROP TABLE IF EXISTS stg_accounts_later;
+CREATE TABLE stg_accounts_later AS
+SELECT
+  __account
+FROM stg_accounts_rows
+WHERE
+  NOT __account IS NULL AND NOT __bad_time
+GROUP BY
+  __account
+HAVING
+  NOT BOOL_OR(__in_run);
+
 -- stg_contacts_rows: every contact row, ranked per id, with its account
 DROP TABLE IF EXISTS stg_contacts_rows;
 CREATE TABLE stg_contacts_rows AS
@@ -92,6 +105,19 @@ SELECT
 FROM stg_contacts_rows
 WHERE
   NOT __contact IS NULL AND __in_run AND __rank = 1;
+
+-- stg_contacts_later: contact ids that exist only after as_of
+DROP TABLE IF EXISTS stg_contacts_later;
+CREATE TABLE stg_contacts_later AS
+SELECT
+  __contact
+FROM stg_contacts_rows
+WHERE
+  NOT __contact IS NULL AND NOT __bad_time
+GROUP BY
+  __contact
+HAVING
+  NOT BOOL_OR(__in_run);
 
 -- stg_events_windowed: events rows with resolved ids and UTC time, per account
 CREATE OR REPLACE VIEW stg_events_windowed AS
@@ -138,10 +164,13 @@ SELECT
   s.contact_id AS __contact,
   s.answered_at AS __time,
   s.contact_id IS NULL AS __no_id,
+  NOT later.__contact IS NULL AS __later,
   s.*
 FROM src_surveys AS s
 LEFT JOIN stg_contacts AS c
-  ON c.__contact = s.contact_id;
+  ON c.__contact = s.contact_id
+LEFT JOIN stg_contacts_later AS later
+  ON later.__contact = s.contact_id;
 
 -- stg_subscriptions: subscriptions rows with resolved ids and UTC time, per account
 CREATE OR REPLACE VIEW stg_subscriptions AS
@@ -332,7 +361,10 @@ SELECT
   COUNT(*) FILTER(WHERE
     __time IS NULL) AS __bad_time,
   COUNT(*) FILTER(WHERE
-    NOT __no_id AND __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP)) AS __after_as_of,
+    NOT __no_id
+    AND (
+      __time > CAST('2026-12-01 00:00:00' AS TIMESTAMP) OR __later
+    )) AS __after_as_of,
   COUNT(*) FILTER(WHERE
     NOT __no_id AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS __future
 FROM stg_surveys
@@ -1134,13 +1166,25 @@ SELECT
     FROM stg_contacts AS c
     LEFT JOIN stg_accounts AS a
       ON a.__account = c.__account
+    LEFT JOIN stg_accounts_later AS later_a
+      ON later_a.__account = c.__account
     WHERE
-      a.__account IS NULL
+      a.__account IS NULL AND later_a.__account IS NULL
   ) AS unknown_id,
   COUNT(*) FILTER(WHERE
     NOT __contact IS NULL AND __bad_time) AS bad_time,
   COUNT(*) FILTER(WHERE
-    NOT __contact IS NULL AND NOT __in_run AND NOT __bad_time) AS after_as_of,
+    NOT __contact IS NULL AND NOT __in_run AND NOT __bad_time) + (
+    SELECT
+      COUNT(*)
+    FROM stg_contacts AS c
+    LEFT JOIN stg_accounts AS a
+      ON a.__account = c.__account
+    LEFT JOIN stg_accounts_later AS later_a
+      ON later_a.__account = c.__account
+    WHERE
+      NOT later_a.__account IS NULL
+  ) AS after_as_of,
   COUNT(*) FILTER(WHERE
     NOT __contact IS NULL AND __time > CAST('2026-12-01 06:00:00' AS TIMESTAMP)) AS future_dated
 FROM stg_contacts_rows
@@ -1153,19 +1197,30 @@ SELECT
   CAST(COALESCE(
     SUM(
       CASE
-        WHEN NOT NOT k.__account IS NULL
+        WHEN a.__account IS NULL AND later_a.__account IS NULL
         THEN g.__rows - g.__no_id - g.__after_as_of
         ELSE 0
       END
     ),
     0
   ) AS BIGINT) AS unknown_id,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
-  CAST(COALESCE(SUM(g.__after_as_of), 0) AS BIGINT) AS after_as_of,
+  CAST(COALESCE(SUM(CASE WHEN NOT a.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
+  CAST(COALESCE(
+    SUM(
+      CASE
+        WHEN NOT later_a.__account IS NULL
+        THEN g.__rows - g.__no_id
+        ELSE g.__after_as_of
+      END
+    ),
+    0
+  ) AS BIGINT) AS after_as_of,
   CAST(COALESCE(SUM(g.__future), 0) AS BIGINT) AS future_dated
 FROM agg_events AS g
-LEFT JOIN stg_accounts AS k
-  ON k.__account = g.__account
+LEFT JOIN stg_accounts AS a
+  ON a.__account = g.__account
+LEFT JOIN stg_accounts_later AS later_a
+  ON later_a.__account = g.__account
 UNION ALL
 SELECT
   'tickets' AS source,
@@ -1175,19 +1230,30 @@ SELECT
   CAST(COALESCE(
     SUM(
       CASE
-        WHEN NOT NOT k.__account IS NULL
+        WHEN a.__account IS NULL AND later_a.__account IS NULL
         THEN g.__rows - g.__no_id - g.__after_as_of
         ELSE 0
       END
     ),
     0
   ) AS BIGINT) AS unknown_id,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
-  CAST(COALESCE(SUM(g.__after_as_of), 0) AS BIGINT) AS after_as_of,
+  CAST(COALESCE(SUM(CASE WHEN NOT a.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
+  CAST(COALESCE(
+    SUM(
+      CASE
+        WHEN NOT later_a.__account IS NULL
+        THEN g.__rows - g.__no_id
+        ELSE g.__after_as_of
+      END
+    ),
+    0
+  ) AS BIGINT) AS after_as_of,
   CAST(COALESCE(SUM(g.__future), 0) AS BIGINT) AS future_dated
 FROM agg_tickets AS g
-LEFT JOIN stg_accounts AS k
-  ON k.__account = g.__account
+LEFT JOIN stg_accounts AS a
+  ON a.__account = g.__account
+LEFT JOIN stg_accounts_later AS later_a
+  ON later_a.__account = g.__account
 UNION ALL
 SELECT
   'surveys' AS source,
@@ -1197,19 +1263,30 @@ SELECT
   CAST(COALESCE(
     SUM(
       CASE
-        WHEN NOT NOT k.__account IS NULL
+        WHEN a.__account IS NULL AND later_a.__account IS NULL
         THEN g.__rows - g.__no_id - g.__after_as_of
         ELSE 0
       END
     ),
     0
   ) AS BIGINT) AS unknown_id,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
-  CAST(COALESCE(SUM(g.__after_as_of), 0) AS BIGINT) AS after_as_of,
+  CAST(COALESCE(SUM(CASE WHEN NOT a.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
+  CAST(COALESCE(
+    SUM(
+      CASE
+        WHEN NOT later_a.__account IS NULL
+        THEN g.__rows - g.__no_id
+        ELSE g.__after_as_of
+      END
+    ),
+    0
+  ) AS BIGINT) AS after_as_of,
   CAST(COALESCE(SUM(g.__future), 0) AS BIGINT) AS future_dated
 FROM agg_surveys AS g
-LEFT JOIN stg_accounts AS k
-  ON k.__account = g.__account
+LEFT JOIN stg_accounts AS a
+  ON a.__account = g.__account
+LEFT JOIN stg_accounts_later AS later_a
+  ON later_a.__account = g.__account
 UNION ALL
 SELECT
   'subscriptions' AS source,
@@ -1219,19 +1296,30 @@ SELECT
   CAST(COALESCE(
     SUM(
       CASE
-        WHEN NOT NOT k.__account IS NULL
+        WHEN a.__account IS NULL AND later_a.__account IS NULL
         THEN g.__rows - g.__no_id - g.__after_as_of
         ELSE 0
       END
     ),
     0
   ) AS BIGINT) AS unknown_id,
-  CAST(COALESCE(SUM(CASE WHEN NOT k.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
-  CAST(COALESCE(SUM(g.__after_as_of), 0) AS BIGINT) AS after_as_of,
+  CAST(COALESCE(SUM(CASE WHEN NOT a.__account IS NULL THEN g.__bad_time ELSE 0 END), 0) AS BIGINT) AS bad_time,
+  CAST(COALESCE(
+    SUM(
+      CASE
+        WHEN NOT later_a.__account IS NULL
+        THEN g.__rows - g.__no_id
+        ELSE g.__after_as_of
+      END
+    ),
+    0
+  ) AS BIGINT) AS after_as_of,
   CAST(COALESCE(SUM(g.__future), 0) AS BIGINT) AS future_dated
 FROM agg_subscriptions AS g
-LEFT JOIN stg_accounts AS k
-  ON k.__account = g.__account;
+LEFT JOIN stg_accounts AS a
+  ON a.__account = g.__account
+LEFT JOIN stg_accounts_later AS later_a
+  ON later_a.__account = g.__account;
 
 -- contact_results: published results per contact
 DROP TABLE IF EXISTS contact_results;

@@ -3,7 +3,8 @@
 Every aggregate carries its window and `where` as a FILTER clause, so one GROUP BY computes
 all traits of a source. Windows are half-open, `(as_of − start, as_of − end]`, with bounds
 computed as literals; rows after as_of never count. The same pass counts the rows it could
-not use (missing ids, unparseable times, rows after as_of) for the run's quality report.
+not use (missing ids, unparseable times, rows after as_of or of a contact that exists only
+after it) for the run's quality report.
 
 One split: when a trait without a window makes a pass read every row, and some trait with a
 window needs work that scan would not otherwise do — a DISTINCT, or a join for
@@ -304,8 +305,16 @@ def _aggregate(func: str, value: exp.Expr | None, value_type: Type,
     return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[func](this=value)
 
 
-def quality_selects(work: Pass, clock_sql: exp.Expr, as_of_sql: exp.Expr
-                    ) -> list[exp.Expr]:
+def flags_later_contacts(ctx: Context, work: Pass) -> bool:
+    """Whether a quality pass's staged rows carry `__later`: the pass finds each row's account
+    through its contact, and a contact can exist only after as_of. Such a row has no account
+    (as a row of an unknown contact has none), so only this flag tells the two apart."""
+    return (work.quality and work.level == "account"
+            and ctx.rulebook.sources[work.source].account is None and ctx.can_be_later("contact"))
+
+
+def quality_selects(work: Pass, clock_sql: exp.Expr, as_of_sql: exp.Expr,
+                    later_contacts: bool) -> list[exp.Expr]:
     """Counts of rows a pass read but could not use, for the run's quality report."""
     time = col(TIME)
 
@@ -314,12 +323,15 @@ def quality_selects(work: Pass, clock_sql: exp.Expr, as_of_sql: exp.Expr
                           expression=exp.Where(this=condition))
 
     has_id = exp.Not(this=col("__no_id"))  # a row without an id counts as missing only
+    after_as_of: exp.Expr = exp.GT(this=time.copy(), expression=as_of_sql)
+    if later_contacts:
+        # A row of a contact that exists only after as_of is not in scope yet either.
+        after_as_of = exp.paren(exp.or_(after_as_of, col("__later")))
     return [
         alias(exp.Count(this=exp.Star()), "__rows"),
         alias(count_where(col("__no_id")), "__no_id"),
         alias(count_where(time.copy().is_(exp.null())), "__bad_time"),
-        alias(count_where(exp.and_(has_id, exp.GT(this=time.copy(), expression=as_of_sql))),
-              "__after_as_of"),
+        alias(count_where(exp.and_(has_id, after_as_of)), "__after_as_of"),
         alias(count_where(exp.and_(has_id.copy(), exp.GT(this=time.copy(),
                                                           expression=clock_sql))), "__future"),
     ]
@@ -346,7 +358,8 @@ def pass_query(ctx: Context, work: Pass) -> exp.Select:
     select = exp.select(col(work.key), *work.selects).from_(work.staged).group_by(
         col(work.key))
     if work.quality:
-        return select.select(*quality_selects(work, timestamp(ctx.clock), ctx.as_of_sql()))
+        return select.select(*quality_selects(work, timestamp(ctx.clock), ctx.as_of_sql(),
+                                              flags_later_contacts(ctx, work)))
     if work.bounds and len(work.bounds) == len(work.traits) \
             and all(lower is not None for lower, _ in work.bounds):
         lowest = min(lower for lower, _ in work.bounds if lower is not None)

@@ -76,6 +76,11 @@ class Context:
     def identities(self) -> str | None:
         return self.source_of_kind("identities")
 
+    def can_be_later(self, level: Entity) -> bool:
+        """Whether an account (contact) can exist only after as_of: its source has a time."""
+        source = self.accounts if level == "account" else self.contacts
+        return source is not None and self.rulebook.sources[source].time is not None
+
     def as_of_sql(self) -> exp.Expr:
         return timestamp(self.as_of)
 

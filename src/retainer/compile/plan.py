@@ -203,12 +203,18 @@ def _steps(ctx: Context, passes: aggregates.Passes) -> Iterator[Step]:
                "every account row, ranked per id")
     yield Step("stg_accounts", "table", staging.entity_step(ctx, ACCOUNT),
                "one row per account id")
+    if ctx.can_be_later("account"):
+        yield Step(staging.later_relation("account"), "table", staging.later_ids_step("account"),
+                   "account ids that exist only after as_of")
     if ctx.contacts is not None:
         yield Step(staging.rows_relation("contact"), "table",
                    staging.entity_rows_step(ctx, ctx.contacts, CONTACT),
                    "every contact row, ranked per id, with its account")
         yield Step("stg_contacts", "table", staging.entity_step(ctx, CONTACT),
                    "one row per contact id, with its account")
+        if ctx.can_be_later("contact"):
+            yield Step(staging.later_relation("contact"), "table",
+                       staging.later_ids_step("contact"), "contact ids that exist only after as_of")
     source_passes = passes.source_passes()
     for item in source_passes:
         yield Step(item.staged, "view", staging.source_step(ctx, item),

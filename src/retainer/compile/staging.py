@@ -9,13 +9,15 @@
   flagged for the report.
 * `stg_<source>` views give every row its `__account` (through the identity map, or through
   its contact), `__contact`, `__time`, and the account or contact columns its traits read.
+* `stg_accounts_later` and `stg_contacts_later` hold the ids that exist only after as_of:
+  rows that belong to them are not in scope yet, rather than of an unknown id.
 """
 
 from __future__ import annotations
 
 from sqlglot import exp
 
-from retainer.compile.aggregates import Pass
+from retainer.compile.aggregates import Pass, flags_later_contacts
 from retainer.compile.context import Context
 from retainer.compile.sql import ACCOUNT, CONTACT, TIME, alias, col, utc_time, varchar
 
@@ -115,6 +117,21 @@ def entity_rows_step(ctx: Context, source: str, key_name: str) -> exp.Select:
     return select
 
 
+def later_relation(level: str) -> str:
+    """The table of the accounts / contacts that exist only after as_of (`later_ids_step`)."""
+    return f"stg_{level}s_later"
+
+
+def later_ids_step(level: str) -> exp.Select:
+    """The ids of the accounts / contacts source whose every readable row is dated after
+    as_of (a source without a time has none: all its rows are in the run). An id whose only
+    rows have unreadable times is not among them: nothing says when it exists."""
+    key = col(ACCOUNT if level == "account" else CONTACT)
+    return (exp.select(key).from_(rows_relation(level))
+            .where(exp.and_(key.copy().is_(exp.null()).not_(), exp.not_(col("__bad_time"))))
+            .group_by(key.copy()).having(exp.not_(exp.LogicalOr(this=col("__in_run")))))
+
+
 def entity_step(ctx: Context, key_name: str) -> exp.Select:
     """One row per entity id, the latest by time up to as_of; rows without an id and rows
     dated after as_of are left out (an update after as_of is not seen either)."""
@@ -145,10 +162,13 @@ def source_step(ctx: Context, item: Pass) -> exp.Select:
         select = select.select(alias(raw_id(ctx, source, spec.contact), CONTACT))
     if spec.time is not None:
         select = select.select(alias(_time(ctx, source), TIME))
+    flags_later = flags_later_contacts(ctx, item)
     if item.quality:
         id_column = spec.account if item.level == "account" and spec.account else spec.contact
         assert id_column is not None
         select = select.select(alias(col(id_column, "s").is_(exp.null()), "__no_id"))
+    if flags_later:
+        select = select.select(alias(col(CONTACT, "later").is_(exp.null()).not_(), "__later"))
     every_column = exp.Column(this=exp.Star(), table=exp.to_identifier("s"))
     select = select.select(every_column)
     for name in sorted(joined["contact"]):
@@ -162,6 +182,11 @@ def source_step(ctx: Context, item: Pass) -> exp.Select:
         assert spec.contact is not None
         select = select.join(exp.alias_(exp.to_table("stg_contacts"), "c"), join_type="left",
                              on=col(CONTACT, "c").eq(raw_id(ctx, source, spec.contact)))
+    if flags_later:
+        assert spec.contact is not None
+        select = select.join(exp.alias_(exp.to_table(later_relation("contact")), "later"),
+                             join_type="left",
+                             on=col(CONTACT, "later").eq(raw_id(ctx, source, spec.contact)))
     if joined["account"]:
         select = select.join(exp.alias_(exp.to_table("stg_accounts"), "a"), join_type="left",
                              on=col(ACCOUNT, "a").eq(account.copy()))
