@@ -215,8 +215,9 @@ def _quality(page: Page, data: ReportData) -> None:
         page.text("No runs yet.", "empty")
         return
     when = f" (run as of {data.quality_as_of:%Y-%m-%d})" if data.quality_as_of else ""
-    page.text(f"Rows read and rejected per source{when}. Rows dated after as_of are not "
-              "rejected: they are simply not counted yet.", "method")
+    page.text(f"Rows read and rejected per source{when}. Rows dated after as_of, or of an "
+              "account or contact that exists only after it, are not rejected: they are "
+              "simply not counted yet.", "method")
     labels = [c.replace("_", " ") for c in QUALITY_COLUMNS]
     page.table(["source", "read", "used", "rejected", *labels[2:]],
                [(r[0], f"{int(r[1] or 0):,}",
