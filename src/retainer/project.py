@@ -22,6 +22,7 @@ from retainer.engines.duckdb import STAGED_SUFFIX, DuckDBEngine, staged
 from retainer.errors import RetainerError
 from retainer.privacy.suppression import suppress_forgotten
 from retainer.privacy.tombstones import forgotten_hashes
+from retainer.rulebook.fields import Entity
 from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
@@ -224,11 +225,12 @@ class Project:
         if left_out and compute is not engine and final:
             # It may keep results and a run's work of its own (a backfill's earlier dates
             # still need that work: the last date clears it).
-            compute.forget_contacts(left_out, self._key("contact"))
+            compute.forget_contacts(left_out, self.rulebook.key_column("contact"))
         exports = self._write_exports(engine, plan) if final else {}
         # History first, outputs after: a kill in between leaves both consistent on their
         # own, and the next run simply records again.
-        keys = {"account": self._key("account"), "contact": self._key("contact")}
+        keys = {"account": self.rulebook.key_column("account"),
+                "contact": self.rulebook.key_column("contact")}
         memberships = memberships_query(plan.explain, keys, STAGED_SUFFIX)
         health, components = health_query(plan.explain, keys["account"], STAGED_SUFFIX)
         quality = engine.query(exp.select(exp.Star()).from_(staged("data_quality")))
@@ -290,10 +292,9 @@ class Project:
         for marker in markers:
             marker.unlink(missing_ok=True)
 
-    def _key(self, level: str) -> str:
-        kind = "accounts" if level == "account" else "contacts"
-        source = next((s for s in self.rulebook.sources.values() if s.kind == kind), None)
-        return (source.key if source and source.key else f"{level}_id")
+    def _key(self, level: Entity) -> str:
+        # Kept for the playbooks' results reader, which still asks the project.
+        return self.rulebook.key_column(level)
 
     def _export_paths(self) -> dict[str, Path]:
         return {f"{name}.{fmt}": self.export_dir / f"{name}.{fmt}"
@@ -304,12 +305,14 @@ class Project:
     def _write_exports(self, engine: DuckDBEngine, plan: Plan) -> dict[Path, Path]:
         """Write exports next to their final names before publishing; rename after."""
         written: dict[Path, Path] = {}
+        keys = {"account_results": self.rulebook.key_column("account"),
+                "contact_results": self.rulebook.key_column("contact")}
         for step in plan.outputs():
-            if not step.name.endswith("_results"):
+            if step.name not in keys:
                 continue
             # Ordered by the key, so two exports of the same results are the same file.
-            key = self._key(step.name.removesuffix("_results"))
-            rows = exp.select(exp.Star()).from_(staged(step.name)).order_by(exp.column(key))
+            rows = exp.select(exp.Star()).from_(staged(step.name)).order_by(
+                exp.column(keys[step.name]))
             for fmt in self.rulebook.config.output.formats:
                 final = self.export_dir / f"{step.name}.{fmt}"
                 partial = final.with_name(final.name + ".next")

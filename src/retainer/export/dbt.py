@@ -166,8 +166,8 @@ def _schema(rulebook: Rulebook, plan: Plan, models: list[str]) -> dict[str, obje
     """Model descriptions, and key tests on the published results."""
     purposes = {step.name: step.purpose for step in plan.steps}
     purposes[PREVIOUS_STATE] = "stages held in Retainer's history (empty in this export)"
-    keys = {"account_results": _key(rulebook, "accounts", "account_id"),
-            "contact_results": _key(rulebook, "contacts", "contact_id")}
+    keys = {"account_results": rulebook.key_column("account"),
+            "contact_results": rulebook.key_column("contact")}
     entries: list[dict[str, object]] = []
     for model in models:
         entry: dict[str, object] = {"name": model, "description": purposes[model]}
@@ -175,11 +175,6 @@ def _schema(rulebook: Rulebook, plan: Plan, models: list[str]) -> dict[str, obje
             entry["columns"] = [{"name": keys[model], "data_tests": ["unique", "not_null"]}]
         entries.append(entry)
     return {"version": 2, "models": entries}
-
-
-def _key(rulebook: Rulebook, kind: str, default: str) -> str:
-    source = next((s for s in rulebook.sources.values() if s.kind == kind), None)
-    return source.key if source is not None and source.key else default
 
 
 def _remove_previous(directory: Path) -> None:

@@ -62,8 +62,7 @@ class Workspace:
 
     @property
     def key(self) -> str:
-        accounts = next(s for s in self.rulebook.sources.values() if s.kind == "accounts")
-        return accounts.key or "account_id"
+        return self.rulebook.key_column("account")
 
     def rows(self, query: exp.Query) -> list[tuple[Any, ...]]:
         return self.engine.query(query)

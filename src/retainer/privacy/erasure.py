@@ -164,7 +164,7 @@ def apply_erasure(project: Project, plan: ErasurePlan, compact: bool = True) -> 
                     write_tombstone(store, digest, kind, now,
                                     _summary(plan, [], delivered, finished=False))
             if engine is not None:
-                outputs.remove_rows(engine, _key(project), ids)
+                outputs.remove_rows(engine, project.rulebook.key_column("contact"), ids)
                 outputs.rewrite_exports(engine, project.export_dir)
             _forget_in_engine(project, ids)
             results = propagate(project.rulebook, store, ids, delivered)
@@ -299,14 +299,9 @@ def _forget_in_engine(project: Project, ids: Sequence[str]) -> None:
     from retainer.engines import create_engine
     compute = create_engine(project.rulebook)
     try:
-        compute.forget_contacts(ids, _key(project))
+        compute.forget_contacts(ids, project.rulebook.key_column("contact"))
     finally:
         compute.close()
-
-
-def _key(project: Project) -> str:
-    found = contacts_source(project.rulebook)
-    return found[1].key or "contact_id" if found else "contact_id"
 
 
 def _published(project: Project, ids: Sequence[str]) -> tuple[int, tuple[Path, ...]]:
@@ -314,7 +309,7 @@ def _published(project: Project, ids: Sequence[str]) -> tuple[int, tuple[Path, .
         return 0, ()
     engine = project.results()
     try:
-        count = outputs.count_rows(engine, _key(project), ids)
+        count = outputs.count_rows(engine, project.rulebook.key_column("contact"), ids)
     finally:
         engine.close()
     return count, tuple(outputs.exported_files(project.export_dir)) if count else ()

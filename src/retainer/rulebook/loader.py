@@ -25,7 +25,7 @@ from retainer.rulebook.destination_models import (
     Sync,
     WebhookDestination,
 )
-from retainer.rulebook.fields import is_name
+from retainer.rulebook.fields import Entity, is_name
 from retainer.rulebook.measure_models import Measure
 from retainer.rulebook.models import (
     AggregateTrait,
@@ -108,6 +108,13 @@ class Rulebook:
         """A path from the project file, resolved against the project directory."""
         candidate = Path(relative).expanduser()
         return candidate if candidate.is_absolute() else self.root / candidate
+
+    def key_column(self, level: Entity) -> str:
+        """The column naming each account (or contact) in the results and everything made
+        from them: the accounts (contacts) source's `key`, else `account_id` (`contact_id`)."""
+        kind = "accounts" if level == "account" else "contacts"
+        source = next((s for s in self.sources.values() if s.kind == kind), None)
+        return source.key if source is not None and source.key else f"{level}_id"
 
 
 def load_project(root: Path) -> Rulebook:

@@ -27,16 +27,12 @@ def results_table(level: Entity) -> str:
 
 def key_columns(rulebook: Rulebook, level: Entity) -> list[str]:
     """The id columns every record carries: the entity's key (and a contact's account)."""
-    def key(kind: str, fallback: str) -> str:
-        source = next((s for s in rulebook.sources.values() if s.kind == kind), None)
-        return source.key if source and source.key else fallback
-
+    account_key = rulebook.key_column("account")
     if level == "account":
-        return [key("accounts", "account_id")]
+        return [account_key]
     contacts = next((s for s in rulebook.sources.values() if s.kind == "contacts"), None)
-    account = contacts.account if contacts and contacts.account else key("accounts",
-                                                                         "account_id")
-    return [key("contacts", "contact_id"), account]
+    account = contacts.account if contacts and contacts.account else account_key
+    return [rulebook.key_column("contact"), account]
 
 
 def default_columns(rulebook: Rulebook, level: Entity, available: Iterable[str]) -> list[str]:
