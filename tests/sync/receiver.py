@@ -31,9 +31,9 @@ class Receiver:
     url: str = ""
     secret: bytes | None = None
     # One entry consumed per request: an int status to answer without storing, "sleep:S"
-    # to stall S seconds before answering 200, "hang" to stall until `release()` and then
-    # answer 503, "drop" to close the connection, "429:retry=N" to answer 429 with
-    # Retry-After: N. Afterwards requests succeed.
+    # to stall S seconds before answering 200, "hang" ("wait") to stall until `release()`
+    # and then answer 503 (200), "drop" to close the connection, "429:retry=N" to answer
+    # 429 with Retry-After: N. Afterwards requests succeed.
     script: list[int | str] = field(default_factory=list)
     fail_after: int | None = None      # answer 500 to every request after this many stored
     delay: float = 0.0                 # seconds every successful request takes
@@ -49,7 +49,7 @@ class Receiver:
     released: threading.Event = field(default_factory=threading.Event)
 
     def release(self) -> None:
-        """Let requests stalled by "hang" finish."""
+        """Let requests stalled by "hang" or "wait" finish."""
         self.released.set()
 
     def records(self) -> list[dict[str, Any]]:
@@ -69,9 +69,9 @@ class Receiver:
         if isinstance(action, str) and action.startswith("sleep:"):
             time.sleep(float(action.split(":")[1]))
             action = 200
-        if action == "hang":
+        if action in ("hang", "wait"):
             self.released.wait(60)
-            action = 503
+            action = 503 if action == "hang" else 200
         if isinstance(action, str) and action[:1].isdigit():  # "429:retry=2": Retry-After
             status, _, retry = action.partition(":retry=")
             self._answer(handler, int(status), b"slow down", {"Retry-After": retry})

@@ -1,4 +1,4 @@
-"""forget_entity: what syncs delivered about a person is taken back from the destinations
+"""forget_entities: what syncs delivered about people is taken back from the destinations
 and forgotten by the store."""
 
 from __future__ import annotations
@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from retainer.destinations.files import FilesDestination
+from retainer.privacy.propagation import propagate
 from retainer.project import Project
+from retainer.state import Store
 from retainer.sync import state
-from retainer.sync.erasure import forget_entity
+from retainer.sync.erasure import Erased, forget_entities
 from tests.conftest import ProjectWriter
 from tests.sync.faults import sync_once
 from tests.sync.project import DAY, make_project, rerun
@@ -28,6 +30,16 @@ def syncs(url: str) -> str:
     """
 
 
+def details(outcomes: list[Erased]) -> dict[str, str]:
+    assert all(o.ok for o in outcomes), outcomes
+    return {o.sync: o.detail for o in outcomes}
+
+
+def held(store: Store, entity_id: str) -> list[tuple[str, str]]:
+    """(sync, key) of every record the store says a destination holds about the entity."""
+    return [(h.sync, h.record_key) for h in state.held_by_entities(store, [entity_id])]
+
+
 def test_forget_a_contact_everywhere(write_project: ProjectWriter) -> None:
     with running(Receiver()) as server:
         root = make_project(write_project, syncs(server.url), count=3)
@@ -37,10 +49,8 @@ def test_forget_a_contact_everywhere(write_project: ProjectWriter) -> None:
         assert "a01-c1" in files.read("people") and "a01-c1" in server.state
         project = Project(root)
         with project.store() as store:
-            outcomes = dict(forget_entity(project.rulebook, store, "a01-c1", "contact"))
-            assert state.held_by_entity(store, "people", "a01-c1") == []
-            assert state.held_by_entity(store, "people_hook", "a01-c1") == []
-            assert state.held_by_entity(store, "people_moves", "a01-c1") == []
+            outcomes = details(forget_entities(project.rulebook, store, ["a01-c1"], "contact"))
+            assert held(store, "a01-c1") == []
             assert "a01-c2" in state.known_state(store, "people")
         assert outcomes == {
             "people": "deleted 1 record(s) from people",
@@ -63,10 +73,10 @@ def test_a_failed_erasure_is_reported_and_kept(write_project: ProjectWriter) -> 
         sync_once(root)
     project = Project(root)                      # the receiver is gone now
     with project.store() as store:
-        outcomes = dict(forget_entity(project.rulebook, store, "a01-c1", "contact"))
-        assert outcomes["people_hook"].startswith("failed: destination 'hook' failed")
-        assert state.held_by_entity(store, "people_hook", "a01-c1") == ["a01-c1"]
-        assert state.held_by_entity(store, "people", "a01-c1") == []
+        [people, hook, moves] = forget_entities(project.rulebook, store, ["a01-c1"], "contact")
+        assert (people.ok, moves.ok, hook.sync, hook.ok) == (True, True, "people_hook", False)
+        assert hook.detail.startswith("failed: destination 'hook' failed")
+        assert held(store, "a01-c1") == [("people_hook", "a01-c1")]
 
 
 def test_an_erased_entity_is_not_sent_again_by_mirror(write_project: ProjectWriter) -> None:
@@ -76,7 +86,7 @@ def test_an_erased_entity_is_not_sent_again_by_mirror(write_project: ProjectWrit
         sync_once(root)
         project = Project(root)
         with project.store() as store:
-            forget_entity(project.rulebook, store, "a02", "account")
+            forget_entities(project.rulebook, store, ["a02"], "account")
         # The account leaves the sources as well (the privacy side suppresses it).
         rerun(root, 2, day=DAY + timedelta(days=1), gone=("a02",))
         results = {r.plan.name: r for r in sync_once(root)}
@@ -101,5 +111,29 @@ def test_a_changes_sync_says_nothing_about_someone_it_never_sent(
         assert "a01-c1" in sent and "a01-c2" not in sent
         project = Project(root)
         with project.store() as store:
-            assert forget_entity(project.rulebook, store, "a01-c2", "contact") == []
+            assert forget_entities(project.rulebook, store, ["a01-c2"], "contact") == []
     assert "a01-c2" not in str([r.body for r in server.requests])
+
+
+def test_one_erasure_opens_each_destination_once(write_project: ProjectWriter) -> None:
+    """The contact ids of one erasure (everyone with an address) go to a destination
+    together: the webhook gets one request, not one per id."""
+    with running(Receiver()) as server:
+        root = make_project(write_project, syncs(server.url), count=3)
+        Project(root).run(DAY)
+        sync_once(root)
+        before = len(server.requests)
+        project = Project(root)
+        with project.store() as store:
+            outcomes = propagate(project.rulebook, store, ["a01-c1", "a02-c1", "a03-c2"], [])
+        requests = server.requests[before:]
+    assert len(requests) == 1
+    assert {o.what: (o.destination, o.ok, o.detail) for o in outcomes} == {
+        "sync people": ("out", True, "deleted 3 record(s) from people"),
+        "sync people_hook": ("hook", True, "deleted 3 record(s) from people_hook"),
+        # a03-c2 is an executive: no message was ever sent about them.
+        "sync people_moves": ("out", True, "sent 2 erasure messages to people_moves, "
+                                           "withdrawing 2 earlier message(s)")}
+    assert sorted(r["key"] for r in requests[0].body["records"]) == [
+        "a01-c1", "a02-c1", "a03-c2"]
+    assert not {"a01-c1", "a02-c1", "a03-c2"} & set(server.state)

@@ -3,7 +3,8 @@ confirmed its first batch: the next sync leaves the destination exactly as expec
 
 What the killed process had delivered but not yet recorded is sent again: an upsert of the
 same row (webhook, PostgreSQL), or a message with the same id (RabbitMQ), which consumers
-drop — the tests count those raw duplicates."""
+drop — the tests count those raw duplicates. A `changes` sync killed at its very end, as it
+logs its success, leaves nothing to resend and no false word about history."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,13 +20,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+from typer.testing import CliRunner
 
+from retainer.cli.main import app
 from retainer.project import Project
 from retainer.state.postgres_backend import split_schema
 from retainer.sync import state
+from retainer.sync.plan import SyncPlan
+from retainer.sync.runner import run_syncs
 from tests.conftest import ProjectWriter
 from tests.sync.faults import CASES, FaultCase, expected, store_settled, sync_once
-from tests.sync.project import DAY, make_project, rerun
+from tests.sync.project import DAY, PROJECT, SEGMENTS, data, make_project, rerun
 from tests.sync.receiver import Receiver, running
 from tests.sync.servers import proxy, rabbit_queue
 from tests.sync.test_faults_postgres import held as table_rows
@@ -148,4 +154,67 @@ def test_killed_rabbitmq_changes_sync(write_project: ProjectWriter) -> None:
                            exact, duplicates, killed=True))
     assert exact
     assert duplicates <= 4
+    assert interrupted(root)
+
+
+def test_killed_as_it_logs_its_success(write_project: ProjectWriter, postgres_url: str
+                                       ) -> None:
+    """Killed after the receiver took its message, while writing that it succeeded (the
+    store's row of the log is locked): the next sync sends nothing again and says nothing
+    of a rebuilt history — the run recorded between the two syncs is an ordinary one."""
+    with running(Receiver()) as server:
+        root = write_project(
+            PROJECT.replace("name: synctest\n", f"name: synctest\nstate: '{postgres_url}'\n"),
+            {"segments.yml": SEGMENTS, "syncs.yml": textwrap.dedent(f"""
+            destinations:
+              hook: {{type: webhook, url: "{server.url}", retries: 0}}
+            syncs:
+              moves: {{to: hook, mode: changes, columns: [activity]}}
+            """)}, data(3))
+        Project(root).run(DAY)
+        assert sync_once(root)[0].messages == 3
+        rerun(root, 3, day=DAY + timedelta(days=1))               # nothing changes
+        rerun(root, 3, {"a01": 3}, DAY + timedelta(days=2))       # a01 turns busy
+        server.script, before = ["wait"], len(server.requests)
+        dsn, schema = split_schema(postgres_url)
+        locker = psycopg.connect(dsn)
+        admin = psycopg.connect(dsn, autocommit=True)
+        blocked = ("SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                   [locker.info.backend_pid])
+        held: list[tuple[int]] = []
+        try:
+            def logging_its_success() -> bool:
+                if not held and len(server.requests) > before:
+                    # The message waits at the receiver: hold the sync's entry in the log,
+                    # then let the receiver take the message.
+                    held.extend(locker.execute(f'SELECT sync_id FROM "{schema}".sync_log '
+                                               "WHERE status = 'running' FOR UPDATE"))
+                    assert len(held) == 1
+                    server.release()
+                return bool(admin.execute(*blocked).fetchall())
+
+            kill_when(root, logging_its_success)
+            # Its session still waits in the server: end it, as the server would on
+            # noticing its client gone, so the statement it waits to run never runs.
+            pids = [pid for pid, in admin.execute(*blocked).fetchall()]
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid",
+                          [pids])
+            locker.rollback()
+            while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)",
+                                [pids]).fetchall():
+                time.sleep(0.01)
+        finally:
+            locker.close()
+            admin.close()
+        busy = "a01:activity:2026-12-03T00:00:00:quiet>busy"
+        assert [r["key"] for r in server.stored[-1].body["records"]] == [busy]
+
+        [plan] = run_syncs(Project(root), dry_run=True)
+        assert isinstance(plan, SyncPlan)
+        assert (plan.rebuilt_from, plan.note, plan.messages) == (None, None, ())
+        done = CliRunner().invoke(app, ["sync", "-p", str(root)], env={"COLUMNS": "200"})
+        assert done.exit_code == 0, done.output
+        assert "rebuilt" not in done.output
+        sent = Counter(r["key"] for r in server.records())
+    assert busy in sent and set(sent.values()) == {1}
     assert interrupted(root)

@@ -58,6 +58,7 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
                       "anything left is removed again and unfinished deletions retried")
     for line in plan.lines():
         console.print(f"  {line}")
+    _removed_syncs(loaded, subject.contact_ids)
     if compact is not False:
         console.print("  then the database files are rewritten without the deleted bytes")
     if dry_run:
@@ -83,6 +84,19 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
     if not report.complete or not compacted:
         raise typer.Exit(1)
     console.print("[green]✓[/] forgotten; tombstones keep later runs from bringing them back")
+
+
+def _removed_syncs(loaded: Project, ids: tuple[str, ...]) -> None:
+    """What syncs no longer in the rulebook delivered about them (the plan counts the
+    rulebook's syncs): the erasure reaches their destinations only if still declared."""
+    from retainer.sync.erasure import removed_holding
+    with loaded.store() as store:
+        held = removed_holding(loaded.rulebook, store, ids, "contact")
+    if held:
+        each = ", ".join(f"{sync}: {count}" for sync, count in held.items())
+        console.print(f"  [yellow]{sum(held.values()):,} synced record(s) delivered by syncs "
+                      f"no longer in the rulebook[/] ({each}): deleted where their "
+                      "destination is still declared, reported otherwise", highlight=False)
 
 
 def _compact_only(loaded: Project, dry_run: bool) -> None:

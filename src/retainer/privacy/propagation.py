@@ -1,11 +1,12 @@
 """Take a forgotten person out of the destinations Retainer delivered their data to.
 
 Two kinds of deliveries carry a person: syncs of contacts (each sync forgets the records it
-keeps for them, through its own state) and playbook actions that went to a destination with
-their data (a message, a task assigned through them). Each destination that can delete gets
-a delete record per action key; one that cannot (a message already in someone's queue) is
-reported so its owner can act. A failure is kept, never swallowed: the caller records it
-with the tombstone and `retainer forget` for the same person tries again.
+keeps for them, through its own state — a sync removed from the rulebook too, or says why
+it could not) and playbook actions that went to a destination with their data (a message,
+a task assigned through them). Each destination that can delete gets a delete record per
+action key; one that cannot (a message already in someone's queue) is reported so its
+owner can act. A failure is kept, never swallowed: the caller records it with the
+tombstone and `retainer forget` for the same person tries again.
 """
 
 from __future__ import annotations
@@ -57,17 +58,13 @@ def propagate(rulebook: Rulebook, store: Store, ids: Sequence[str],
 
 
 def _syncs(rulebook: Rulebook, store: Store, ids: Sequence[str]) -> list[Outcome]:
-    if not ids or not any(s.entity == "contact" for s in rulebook.syncs.values()):
+    """Every sync that delivered them, syncs removed from the rulebook included (their
+    state may say a destination still holds records about them)."""
+    if not ids:
         return []
-    from retainer.sync.erasure import forget_entity
-    outcomes: list[Outcome] = []
-    for contact_id in ids:
-        for sync, result in forget_entity(rulebook, store, contact_id, "contact"):
-            destination = rulebook.syncs[sync].to if sync in rulebook.syncs else sync
-            text = str(result)
-            ok = not text.lower().startswith(("failed", "error"))
-            outcomes.append(Outcome(destination, f"sync {sync}", ok, text))
-    return outcomes
+    from retainer.sync.erasure import forget_entities
+    return [Outcome(e.destination, f"sync {e.sync}", e.ok, e.detail)
+            for e in forget_entities(rulebook, store, ids, "contact")]
 
 
 def _actions(rulebook: Rulebook, name: str, items: list[Delivered]) -> list[Outcome]:

@@ -66,16 +66,17 @@ def apply_sync(plan: SyncPlan, rulebook: Rulebook, store: Store, clock: Clock,
     result = SyncResult(plan, sync_id)
     try:
         # Dead letters for records no longer pending are moot (the entity changed again).
-        state.drop_dead_letters(store, plan.name, {r.key for r in records})
+        state.drop_dead_letters(store, plan.name,
+                                plan.dead_letters.keys() - {r.key for r in records})
         if records:
             _deliver_all(plan, rulebook, store, clock, opener, records, result)
-        if plan.cursor_to is not None and result.status == "succeeded":
-            state.move_cursor(store, plan.name, plan.cursor_to, clock())
     except BaseException as exc:
         state.finish(store, sync_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
                      else "failed", result.counts, str(exc) or type(exc).__name__, clock())
         raise
-    state.finish(store, sync_id, result.status, result.counts, result.error, clock())
+    cursor = plan.cursor_to if result.status == "succeeded" else None
+    state.finish(store, sync_id, result.status, result.counts, result.error, clock(),
+                 cursor=None if cursor is None else (plan.name, cursor))
     return result
 
 
@@ -114,7 +115,7 @@ def _send(plan: SyncPlan, destination: Destination, store: Store, clock: Clock,
                     _send(plan, destination, store, clock, half, progress)
             return
         state.dead_letter(store, plan.name, batch, exc.problem.message, exc.attempts,
-                          result.sync_id, clock())
+                          result.sync_id, clock(), plan.dead_letters)
         _fail(result, exc)
         result.failed += len(batch)
         progress.stop = progress.stop or exc.retryable or ordered

@@ -37,7 +37,8 @@ class SyncPlan:
     deletes: tuple[Record, ...] = ()
     messages: tuple[Record, ...] = ()
     unchanged: int = 0
-    retrying: int = 0             # records that failed before and are sent again
+    # key → attempts so far of every record of the sync in the dead-letter store
+    dead_letters: Mapping[str, int] = field(default_factory=dict)
     hashes: Mapping[str, str] = field(default_factory=dict)
     changed_at: Mapping[str, datetime] = field(default_factory=dict)
     previous: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
@@ -50,6 +51,11 @@ class SyncPlan:
     def records(self) -> tuple[Record, ...]:
         """In delivery order: deletions, then upserts; messages oldest first."""
         return (*self.deletes, *self.upserts, *self.messages)
+
+    @property
+    def retrying(self) -> int:
+        """Records that failed before and are sent again."""
+        return sum(1 for r in self.records if r.key in self.dead_letters)
 
     @property
     def note(self) -> str | None:
@@ -80,10 +86,10 @@ def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Publ
     settings = rulebook.destinations.get(sync.to)
     kind = settings.type if settings is not None else "?"
     stream = stream_of(name, sync)
-    failed = {d.record_key for d in state.dead_letters(store, name)}
-    base = SyncPlan(name, sync, sync.to, kind, stream, run, full=full)
+    base = SyncPlan(name, sync, sync.to, kind, stream, run, full=full,
+                    dead_letters=state.dead_letter_attempts(store, name))
     if sync.mode == "changes":
-        return _plan_changes(rulebook, store, base, failed)
+        return _plan_changes(rulebook, store, base)
     # `full` sends every record again, but a mirror still deletes what the destination
     # holds and the results no longer have.
     known = state.known_state(store, name, payloads=explain)
@@ -98,7 +104,7 @@ def plan_sync(rulebook: Rulebook, store: Store, results: DuckDBEngine, run: Publ
                         for key, item in sorted(known.items()) if key not in present)
     pending = {r.key for r in (*upserts, *deletes)}
     return SyncPlan(name, sync, sync.to, kind, stream, run, upserts, deletes,
-                    unchanged=len(wanted) - len(upserts), retrying=len(pending & failed),
+                    unchanged=len(wanted) - len(upserts), dead_letters=base.dead_letters,
                     hashes=hashes, previous={k: v.payload for k, v in known.items()
                                              if k in pending}, full=full)
 
@@ -108,8 +114,7 @@ def _moment(value: datetime) -> str:
         f"{value:%Y-%m-%d %H:%M}"
 
 
-def _plan_changes(rulebook: Rulebook, store: Store, base: SyncPlan, failed: set[str]
-                  ) -> SyncPlan:
+def _plan_changes(rulebook: Rulebook, store: Store, base: SyncPlan) -> SyncPlan:
     latest = store.latest_as_of()
     cursor = None if base.full else state.cursor(store, base.name)
     # A new changes sync starts with the latest run's changes, not all of history.
@@ -130,7 +135,7 @@ def _plan_changes(rulebook: Rulebook, store: Store, base: SyncPlan, failed: set[
                      if c.key not in known)
     return SyncPlan(base.name, base.sync, base.destination, base.kind, base.stream, base.run,
                     messages=messages, unchanged=len(changes) - len(messages),
-                    retrying=len({m.key for m in messages} & failed),
+                    dead_letters=base.dead_letters,
                     hashes={m.key: row_hash(base.destination, base.stream, m.payload)
                             for m in messages},
                     changed_at={c.key: c.at for c in changes},

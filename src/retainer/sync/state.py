@@ -7,7 +7,7 @@ destination confirmed it: the store never claims more than the destination holds
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,6 +59,11 @@ class LogEntry:
     error: str | None
 
 
+# Record keys named in one statement: far below any driver's limit on parameters.
+KEYS_PER_STATEMENT = 1000
+COUNTS = ("upserted", "deleted", "messages", "failed", "pending")
+
+
 def _literal(value: str) -> exp.Expr:
     return exp.Literal.string(value)
 
@@ -91,7 +96,9 @@ def rebuilt_from(store: Store, sync: str, cursor_at: datetime) -> datetime | Non
 
     History otherwise only grows at its end, so a run in history before the cursor that is
     newer than the run the last delivery sent from was recorded after history was dropped
-    from its as_of on; the earliest such run is where the rebuilt history begins. The
+    from its as_of on; the earliest such run is where the rebuilt history begins. The last
+    delivery is the one logged as succeeded: that entry is written in the transaction that
+    moves the cursor (`finish`), so it is the delivery that put the cursor where it is. The
     sync never reaches back before the first change it sent: one started after history
     began never promised the changes before it."""
     last = (exp.select("run_id").from_("sync_log")
@@ -115,15 +122,6 @@ def rebuilt_from(store: Store, sync: str, cursor_at: datetime) -> datetime | Non
     if not isinstance(began, datetime) or began >= cursor_at:
         return None
     return max(rebuilt, began)
-
-
-def move_cursor(store: Store, sync: str, position: datetime, now: datetime) -> None:
-    """Every change before `position` is delivered: later syncs look from there on. The
-    keys sent stay in `sync_state`: an erasure must find every message about a person."""
-    with store.backend.transaction():
-        store.backend.execute("DELETE FROM sync_cursors WHERE sync = ?", [sync])
-        store.backend.execute("INSERT INTO sync_cursors VALUES (?, ?, ?)",
-                              [sync, position, now])
 
 
 def confirm(store: Store, sync: str, records: Sequence[Record], hashes: Mapping[str, str],
@@ -157,20 +155,28 @@ def confirm(store: Store, sync: str, records: Sequence[Record], hashes: Mapping[
         store.backend.execute("DROP TABLE IF EXISTS sync_batch")
 
 
+def dead_letter_attempts(store: Store, sync: str) -> dict[str, int]:
+    """Key → attempts so far of each of `sync`'s records in the dead-letter store: all a sync
+    reads of it, once, when it is planned."""
+    query = (exp.select("record_key", "attempts").from_("dead_letters")
+             .where(exp.column("sync").eq(exp.Placeholder())))
+    return {str(k): int(a) for k, a in store.backend.fetch(query, [sync])}
+
+
 def dead_letter(store: Store, sync: str, records: Sequence[Record], error: str,
-                attempts: int, sync_id: int, now: datetime) -> None:
-    """Keep records the destination did not take, counting attempts across syncs."""
+                attempts: int, sync_id: int, now: datetime, earlier: Mapping[str, int]
+                ) -> None:
+    """Keep records the destination did not take, counting attempts across syncs (`earlier`:
+    the attempts the dead-letter store held when the sync was planned)."""
     import pyarrow as pa
 
-    before = {str(k): int(a) for k, a in store.backend.fetch(
-        "SELECT record_key, attempts FROM dead_letters WHERE sync = ?", [sync])}
     store.backend.load("sync_failed", pa.table({
         "record_key": pa.array([r.key for r in records], pa.string()),
         "entity_id": pa.array([r.entity_id for r in records], pa.string()),
         "op": pa.array([r.op for r in records], pa.string()),
         "payload": pa.array([json.dumps(r.payload, sort_keys=True, default=str)
                              for r in records], pa.string()),
-        "attempts": pa.array([before.get(r.key, 0) + attempts for r in records], pa.int64()),
+        "attempts": pa.array([earlier.get(r.key, 0) + attempts for r in records], pa.int64()),
     }))
     try:
         with store.backend.transaction():
@@ -184,16 +190,11 @@ def dead_letter(store: Store, sync: str, records: Sequence[Record], error: str,
         store.backend.execute("DROP TABLE IF EXISTS sync_failed")
 
 
-def drop_dead_letters(store: Store, sync: str, keep: set[str]) -> int:
+def drop_dead_letters(store: Store, sync: str, keys: Collection[str]) -> None:
     """Forget dead letters no longer needed (their entity changed again, or left)."""
-    rows = store.backend.fetch("SELECT record_key FROM dead_letters WHERE sync = ?", [sync])
-    stale = [str(r[0]) for r in rows if str(r[0]) not in keep]
-    if stale:
+    if keys:
         with store.backend.transaction():
-            for key in stale:
-                store.backend.execute("DELETE FROM dead_letters WHERE sync = ? AND "
-                                      "record_key = ?", [sync, key])
-    return len(stale)
+            _delete_keys(store, "dead_letters", sync, sorted(keys))
 
 
 def dead_letters(store: Store, sync: str | None = None) -> list[DeadLetter]:
@@ -207,6 +208,23 @@ def dead_letters(store: Store, sync: str | None = None) -> list[DeadLetter]:
             for s, k, e, o, p, err, a, t in store.backend.fetch(query)]
 
 
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), KEYS_PER_STATEMENT):
+        yield values[start:start + KEYS_PER_STATEMENT]
+
+
+def _among(column: str, values: Sequence[str]) -> exp.Expr:
+    return exp.column(column).isin(*(exp.Placeholder() for _ in values))
+
+
+def _delete_keys(store: Store, table: str, sync: str, keys: Sequence[str]) -> None:
+    """Delete `sync`'s rows of `table` with these record keys, naming many in a statement."""
+    for chunk in _chunks(keys):
+        store.backend.execute(exp.delete(table, where=exp.and_(
+            exp.column("sync").eq(exp.Placeholder()), _among("record_key", chunk))),
+            [sync, *chunk])
+
+
 # --- the log -------------------------------------------------------------------------------
 
 def begin(store: Store, sync: str, destination: str, mode: str, stream: str,
@@ -214,17 +232,32 @@ def begin(store: Store, sync: str, destination: str, mode: str, stream: str,
     return journal.begin(store, "sync_log", "sync_id", {
         "sync": sync, "destination": destination, "mode": mode, "stream": stream,
         "run_id": run_id, "started_at": now,
-        **dict.fromkeys(("upserted", "deleted", "messages", "failed", "pending"), 0)})
+        **dict.fromkeys(COUNTS, 0)})
 
 
-def finish(store: Store, sync_id: int, status: str, counts: dict[str, int],
-           error: str | None, now: datetime) -> None:
-    store.backend.execute(
-        "UPDATE sync_log SET status = ?, finished_at = ?, upserted = ?, deleted = ?, "
-        "messages = ?, failed = ?, pending = ?, error = ? WHERE sync_id = ?",
-        [status, now, counts.get("upserted", 0), counts.get("deleted", 0),
-         counts.get("messages", 0), counts.get("failed", 0), counts.get("pending", 0),
-         error[:2000] if error else None, sync_id])
+def finish(store: Store, sync_id: int, status: str, counts: Mapping[str, int],
+           error: str | None, now: datetime, cursor: tuple[str, datetime] | None = None
+           ) -> None:
+    """Close a log entry. `cursor` (sync, position): every change before the position is
+    delivered, so that changes sync looks from there on — moved in the transaction that
+    logs the success, which `rebuilt_from` reads: a kill between the two would have left a
+    cursor ahead of the log, and the next sync would have taken the runs in between for a
+    rebuilt history. The keys sent stay in `sync_state`: an erasure must find every message
+    about a person."""
+    entry = exp.update("sync_log", {
+        "status": exp.Placeholder(), "finished_at": exp.Placeholder(),
+        **{name: exp.Placeholder() for name in COUNTS}, "error": exp.Placeholder()},
+        where=exp.column("sync_id").eq(exp.Placeholder()))
+    with store.backend.transaction():
+        store.backend.execute(entry, [status, now, *(counts.get(n, 0) for n in COUNTS),
+                                      error[:2000] if error else None, sync_id])
+        if cursor is not None:
+            sync, position = cursor
+            mine = exp.column("sync").eq(exp.Placeholder())
+            store.backend.execute(exp.delete("sync_cursors", where=mine), [sync])
+            store.backend.execute(exp.insert(exp.values([tuple(
+                exp.Placeholder() for _ in range(3))]), "sync_cursors",
+                columns=["sync", "cursor_at", "updated_at"]), [sync, position, now])
 
 
 def log(store: Store, sync: str | None = None, limit: int = 20) -> list[LogEntry]:
@@ -239,15 +272,31 @@ def forget(store: Store, sync: str, keys: Sequence[str]) -> None:
     """Remove records from what a sync believes its destination holds, and their dead
     letters (erasure)."""
     with store.backend.transaction():
-        for key in keys:
-            for table in ("sync_state", "dead_letters"):
-                store.backend.execute(f"DELETE FROM {table} WHERE sync = ? AND record_key = ?",
-                                      [sync, key])
+        for table in ("sync_state", "dead_letters"):
+            _delete_keys(store, table, sync, keys)
 
 
-def held_by_entity(store: Store, sync: str, entity_id: str) -> list[str]:
-    rows = store.backend.fetch(
-        "SELECT record_key FROM sync_state WHERE sync = ? AND entity_id = ? UNION "
-        "SELECT record_key FROM dead_letters WHERE sync = ? AND entity_id = ?",
-        [sync, entity_id, sync, entity_id])
-    return sorted(str(r[0]) for r in rows)
+@dataclass(frozen=True)
+class Held:
+    """A record a sync delivered about an entity, or tried to (a dead letter)."""
+
+    sync: str
+    entity_id: str
+    record_key: str
+    payload: dict[str, Any] | None
+
+
+def held_by_entities(store: Store, entity_ids: Sequence[str]) -> list[Held]:
+    """What every sync the store knows — in the rulebook or not — holds or tried to deliver
+    about the entities, by sync, entity and key."""
+    found: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+    for chunk in _chunks(entity_ids):
+        parts = [exp.select("sync", "entity_id", "record_key", "payload").from_(table)
+                 .where(_among("entity_id", chunk))
+                 for table in ("sync_state", "dead_letters")]
+        for sync, entity, key, payload in store.backend.fetch(
+                exp.union(*parts, distinct=False), [*chunk, *chunk]):
+            place = (str(sync), str(entity), str(key))
+            # A key in both tables (sent, then dead-lettered): either payload will do.
+            found[place] = found.get(place) or (json.loads(payload) if payload else None)
+    return [Held(*place, found[place]) for place in sorted(found)]
