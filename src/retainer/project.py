@@ -22,7 +22,6 @@ from retainer.engines.duckdb import STAGED_SUFFIX, DuckDBEngine, staged
 from retainer.errors import RetainerError
 from retainer.privacy.suppression import suppress_forgotten
 from retainer.privacy.tombstones import forgotten_hashes
-from retainer.rulebook.fields import Entity
 from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
@@ -291,10 +290,6 @@ class Project:
                 partial.unlink(missing_ok=True)
         for marker in markers:
             marker.unlink(missing_ok=True)
-
-    def _key(self, level: Entity) -> str:
-        # Kept for the playbooks' results reader, which still asks the project.
-        return self.rulebook.key_column(level)
 
     def _export_paths(self) -> dict[str, Path]:
         return {f"{name}.{fmt}": self.export_dir / f"{name}.{fmt}"

@@ -59,22 +59,19 @@ class Context:
 
     # --- sources -------------------------------------------------------------------------
 
-    def source_of_kind(self, kind: str) -> str | None:
-        return next((n for n, s in self.rulebook.sources.items() if s.kind == kind), None)
-
     @property
     def accounts(self) -> str:
-        name = self.source_of_kind("accounts")
+        name = self.rulebook.source_of_kind("accounts")
         assert name is not None, "checked by validate_sources"
         return name
 
     @property
     def contacts(self) -> str | None:
-        return self.source_of_kind("contacts")
+        return self.rulebook.source_of_kind("contacts")
 
     @property
     def identities(self) -> str | None:
-        return self.source_of_kind("identities")
+        return self.rulebook.source_of_kind("identities")
 
     def can_be_later(self, level: Entity) -> bool:
         """Whether an account (contact) can exist only after as_of: its source has a time."""

@@ -249,15 +249,13 @@ def _steps(ctx: Context, passes: aggregates.Passes) -> Iterator[Step]:
 
 def _outputs(ctx: Context, level: Entity) -> tuple[exp.Select, exp.Select]:
     rulebook = ctx.rulebook
-    accounts = rulebook.sources[ctx.accounts]
-    account_key = accounts.key or "account_id"
     columns: list[exp.Expr] = []
     if level == "account":
-        columns.append(alias(col(ACCOUNT), account_key))
+        columns.append(alias(col(ACCOUNT), rulebook.key_column("account")))
     else:
         contacts = rulebook.sources[ctx.contacts or ""]
-        columns += [alias(col(CONTACT), contacts.key or "contact_id"),
-                    alias(col(ACCOUNT), contacts.account or account_key)]
+        columns += [alias(col(CONTACT), rulebook.key_column("contact")),
+                    alias(col(ACCOUNT), rulebook.contact_account_column())]
         if contacts.role:
             columns.append(alias(col(f"contact__{contacts.role}"), contacts.role))
     columns += [alias(col(f"{level}__{name}"), name) for name in _included(ctx, level)]

@@ -30,13 +30,9 @@ if TYPE_CHECKING:
     from retainer.engines.base import Engine
 
 
-def source_of_kind(rulebook: Rulebook, kind: str) -> str | None:
-    return next((n for n, s in rulebook.sources.items() if s.kind == kind), None)
-
-
 def consent_source(rulebook: Rulebook) -> str | None:
     """The consents source: `consent.source`, else the source of kind consents."""
-    return rulebook.consent.source or source_of_kind(rulebook, "consents")
+    return rulebook.consent.source or rulebook.source_of_kind("consents")
 
 
 class SourceReader:

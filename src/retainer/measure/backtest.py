@@ -134,7 +134,7 @@ def _segment(ws: Workspace, segment: str | None) -> str | None:
 
 
 def _subscriptions(ws: Workspace) -> str:
-    name = ws.source_of_kind("subscriptions")
+    name = ws.rulebook.source_of_kind("subscriptions")
     if name is None:
         raise RetainerError("a backtest needs to know who churned, and the project has no "
                             "source of kind 'subscriptions'",

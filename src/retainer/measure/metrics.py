@@ -186,7 +186,7 @@ def _csat(ws: Workspace, name: str, measure: Measure, as_of: datetime, snapshot:
 def _billing_units(ws: Workspace, name: str, measure: Measure, as_of: datetime,
                    revenue: bool) -> exp.Select:
     assert measure.horizon is not None
-    source = measure.source or ws.source_of_kind("subscriptions")
+    source = measure.source or ws.rulebook.source_of_kind("subscriptions")
     assert source is not None  # checked with the rulebook
     origin = ws.rulebook.origins.get(("measures", name))
     spec = billing.checked(ws, billing.Billing(source, measure.cancelled,

@@ -31,7 +31,7 @@ PROMOTER, DETRACTOR = 9, 6  # promoters answer 9–10, detractors 0–6
 
 def answers(ws: Workspace, name: str, measure: Measure, as_of: datetime) -> exp.Select:
     """One row per counted answer: `__account` and `__score`."""
-    source = measure.source or ws.source_of_kind("surveys")
+    source = measure.source or ws.rulebook.source_of_kind("surveys")
     assert source is not None  # checked with the rulebook
     spec = ws.rulebook.sources[source]
     origin = ws.rulebook.origins.get(("measures", name))

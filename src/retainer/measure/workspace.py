@@ -126,9 +126,6 @@ class Workspace:
 
     # --- sources -------------------------------------------------------------------------
 
-    def source_of_kind(self, kind: str) -> str | None:
-        return next((n for n, s in self.rulebook.sources.items() if s.kind == kind), None)
-
     def source_rows(self, source: str) -> tuple[exp.Select, exp.Expr]:
         """`FROM src_<source> AS s` with the joins that give each row its account id, and the
         expression of that id (text; through the identity map, or through the row's contact)."""
@@ -136,13 +133,13 @@ class Workspace:
         select = exp.select().from_(exp.alias_(exp.to_table(src(source)), "s"))
         if spec.account is not None:
             own = exp.cast(col(spec.account, "s"), "VARCHAR")
-            identities = self.source_of_kind("identities")
+            identities = self.rulebook.source_of_kind("identities")
             if identities is None:
                 return select, own
             select = select.join(self._identity_map(identities).subquery("ids"),
                                  join_type="left", on=col("__alias", "ids").eq(own))
             return select, exp.Coalesce(this=col("__account", "ids"), expressions=[own.copy()])
-        contacts = self.source_of_kind("contacts")
+        contacts = self.rulebook.source_of_kind("contacts")
         if contacts is None or spec.contact is None:
             raise RetainerError(f"source '{source}' names neither an account nor a contact "
                                 "that belongs to one")

@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from retainer.compile.sql import col, utc_time
 from retainer.compile.staging import src
-from retainer.consent.sources import open_sources, source_of_kind
+from retainer.consent.sources import open_sources
 from retainer.rulebook.loader import Rulebook
 
 
@@ -33,12 +33,12 @@ class Person:
 
 def read_people(rulebook: Rulebook, extra: Sequence[str] = ()) -> dict[str, Person]:
     """Every contact by id, with `extra` columns of the contacts source in `fields`."""
-    name = source_of_kind(rulebook, "contacts")
+    name = rulebook.source_of_kind("contacts")
     if name is None:
         return {}
     source = rulebook.sources[name]
     assert source.key is not None and source.account is not None
-    identities = source_of_kind(rulebook, "identities")
+    identities = rulebook.source_of_kind("identities")
     jurisdiction = rulebook.consent.jurisdiction
     wanted = list(dict.fromkeys(extra))
     with open_sources(rulebook, [name, *([identities] if identities else [])]) as (

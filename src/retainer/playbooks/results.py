@@ -41,8 +41,10 @@ class Results:
                                 hint="run 'retainer run' first; playbooks act on the "
                                      "latest run")
         self.engine = DuckDBEngine(project.output_database, read_only=True)
-        self.keys = {"account": project._key("account"), "contact": project._key("contact")}
-        self.account_of_contact = self._account_column()
+        rulebook = project.rulebook
+        self.keys = {"account": rulebook.key_column("account"),
+                     "contact": rulebook.key_column("contact")}
+        self.account_of_contact = rulebook.contact_account_column()
         tables = self.engine.tables()
         self.columns: dict[str, dict[str, Type]] = {
             level: self._describe(table) for level, table in TABLES.items() if table in tables}
@@ -51,11 +53,6 @@ class Results:
             raise RetainerError("no published results to act on",
                                 hint="run 'retainer run' first")
         self.run = self._run_info()
-
-    def _account_column(self) -> str:
-        contacts = next((s for s in self.project.rulebook.sources.values()
-                         if s.kind == "contacts"), None)
-        return contacts.account if contacts and contacts.account else self.keys["account"]
 
     def _describe(self, table: str) -> dict[str, Type]:
         rows = self.engine.query(exp.Describe(this=exp.to_table(table)))

@@ -16,7 +16,7 @@ from retainer.compile.plan import Plan
 from retainer.compile.sql import col
 from retainer.compile.staging import src
 from retainer.consent.records import REQUIRED_COLUMNS
-from retainer.consent.sources import consent_source, source_of_kind
+from retainer.consent.sources import consent_source
 from retainer.errors import Location, Problem, did_you_mean
 from retainer.playbooks.columns import result_columns
 from retainer.playbooks.conditions import ResultsScope, check_expression, template_fields
@@ -53,7 +53,7 @@ class _Checker:
     def playbook(self, name: str, playbook: Playbook) -> None:
         origin = self.rulebook.origin("playbooks", name)
         level = playbook.entity
-        contacts = source_of_kind(self.rulebook, "contacts")
+        contacts = self.rulebook.source_of_kind("contacts")
         if level == "contact" and contacts is None:
             self.problem(f"playbook '{name}' acts on contacts, but there is no contacts "
                          "source", origin.at("entity"), "add a source of kind 'contacts'")
@@ -170,13 +170,13 @@ class _Checker:
                         "fields name traits, segments, tags, health or included columns")
         if isinstance(body, MessageAction):
             self.reaches_people.append((name, at()))
-            if source_of_kind(self.rulebook, "contacts") is None:
+            if self.rulebook.source_of_kind("contacts") is None:
                 self.problem("a message goes to contacts, but there is no contacts source",
                              at(), "add a source of kind 'contacts'")
                 return
             if body.roles:
                 self.roles(list(body.roles), at("roles"))
-            contacts = source_of_kind(self.rulebook, "contacts") or ""
+            contacts = self.rulebook.source_of_kind("contacts") or ""
             for position, column in enumerate(body.contact_fields):
                 if not self.catalog.has(contacts, column):
                     self.problem(f"'{column}' is not a column of the contacts source",
@@ -223,7 +223,7 @@ class _Checker:
         """The roles present in the contacts source (None: it declares no role column)."""
         if self._roles is not None:
             return self._roles
-        name = source_of_kind(self.rulebook, "contacts")
+        name = self.rulebook.source_of_kind("contacts")
         source = self.rulebook.sources.get(name or "")
         if source is None or source.role is None:
             return None
@@ -252,7 +252,7 @@ class _Checker:
                          origin.at("source") if origin else None,
                          did_you_mean(named, choices) or "declare it with kind: consents")
             return
-        contacts = source_of_kind(rulebook, "contacts")
+        contacts = rulebook.source_of_kind("contacts")
         if settings.jurisdiction is not None and contacts is not None and \
                 not self.catalog.has(contacts, settings.jurisdiction):
             self.problem(f"consent jurisdiction '{settings.jurisdiction}' is not a column of "

@@ -32,7 +32,8 @@ class Subject:
 
 
 def contacts_source(rulebook: Rulebook) -> tuple[str, Source] | None:
-    return next(((n, s) for n, s in rulebook.sources.items() if s.kind == "contacts"), None)
+    name = rulebook.source_of_kind("contacts")
+    return (name, rulebook.sources[name]) if name is not None else None
 
 
 def email_source(rulebook: Rulebook) -> tuple[str, Source, str]:

@@ -186,7 +186,7 @@ def _curves(ws: Workspace, name: str, horizon: timedelta, as_of: datetime | None
     if days[-1] != horizon.days:
         days.append(horizon.days)
     days = [d for d in days if cohort + timedelta(days=d) <= ws.observed_until] or [0]
-    source = measure.source or ws.source_of_kind("subscriptions") or ""
+    source = measure.source or ws.rulebook.source_of_kind("subscriptions") or ""
     spec = billing.checked(ws, billing.Billing(source, measure.cancelled), None)
     pairs = billing.dates(*((cohort, cohort + timedelta(days=d)) for d in days))
     groups = grouping(ws.rulebook, measure.by)

@@ -109,12 +109,24 @@ class Rulebook:
         candidate = Path(relative).expanduser()
         return candidate if candidate.is_absolute() else self.root / candidate
 
+    def source_of_kind(self, kind: str) -> str | None:
+        """The source of `kind` (validation allows one source of the accounts and contacts
+        kinds), or None."""
+        return next((n for n, s in self.sources.items() if s.kind == kind), None)
+
     def key_column(self, level: Entity) -> str:
         """The column naming each account (or contact) in the results and everything made
         from them: the accounts (contacts) source's `key`, else `account_id` (`contact_id`)."""
-        kind = "accounts" if level == "account" else "contacts"
-        source = next((s for s in self.sources.values() if s.kind == kind), None)
-        return source.key if source is not None and source.key else f"{level}_id"
+        name = self.source_of_kind("accounts" if level == "account" else "contacts")
+        key = self.sources[name].key if name is not None else None
+        return key or f"{level}_id"
+
+    def contact_account_column(self) -> str:
+        """The column naming a contact's account in the contact results: the contacts
+        source's `account`, else the account key column."""
+        name = self.source_of_kind("contacts")
+        account = self.sources[name].account if name is not None else None
+        return account or self.key_column("account")
 
 
 def load_project(root: Path) -> Rulebook:

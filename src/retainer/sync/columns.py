@@ -27,12 +27,9 @@ def results_table(level: Entity) -> str:
 
 def key_columns(rulebook: Rulebook, level: Entity) -> list[str]:
     """The id columns every record carries: the entity's key (and a contact's account)."""
-    account_key = rulebook.key_column("account")
     if level == "account":
-        return [account_key]
-    contacts = next((s for s in rulebook.sources.values() if s.kind == "contacts"), None)
-    account = contacts.account if contacts and contacts.account else account_key
-    return [rulebook.key_column("contact"), account]
+        return [rulebook.key_column("account")]
+    return [rulebook.key_column("contact"), rulebook.contact_account_column()]
 
 
 def default_columns(rulebook: Rulebook, level: Entity, available: Iterable[str]) -> list[str]:
