@@ -55,7 +55,7 @@ def test_a_removed_syncs_destination_is_erased_or_reported(write_project: Projec
              .replace("  people_archive: {to: archive, entity: contact}\n", ""))
 
     done = cli("forget", "--contact", "a01-c1", "-p", root, "--yes", code=1)
-    assert ("1 synced record(s) delivered by syncs no longer in the rulebook "
+    assert ("1 synced record delivered by syncs no longer in the rulebook "
             "(people_archive: 1)") in done
     assert "out (sync people): deleted 1 record(s) from people" in done
     assert ("archive (sync people_archive): not reached: sync 'people_archive' is no longer "

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from retainer.cli.common import ProjectOption, console, errors, friendly
+from retainer.cli.common import ProjectOption, console, errors, friendly, indented
 from retainer.cli.main import app
 
 if TYPE_CHECKING:
@@ -58,7 +57,6 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
                       "anything left is removed again and unfinished deletions retried")
     for line in plan.lines():
         console.print(f"  {line}")
-    _removed_syncs(loaded, subject.contact_ids)
     if compact is not False:
         console.print("  then the database files are rewritten without the deleted bytes")
     if dry_run:
@@ -84,19 +82,6 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
     if not report.complete or not compacted:
         raise typer.Exit(1)
     console.print("[green]✓[/] forgotten; tombstones keep later runs from bringing them back")
-
-
-def _removed_syncs(loaded: Project, ids: tuple[str, ...]) -> None:
-    """What syncs no longer in the rulebook delivered about them (the plan counts the
-    rulebook's syncs): the erasure reaches their destinations only if still declared."""
-    from retainer.sync.erasure import removed_holding
-    with loaded.store() as store:
-        held = removed_holding(loaded.rulebook, store, ids, "contact")
-    if held:
-        each = ", ".join(f"{sync}: {count}" for sync, count in held.items())
-        console.print(f"  [yellow]{sum(held.values()):,} synced record(s) delivered by syncs "
-                      f"no longer in the rulebook[/] ({each}): deleted where their "
-                      "destination is still declared, reported otherwise", highlight=False)
 
 
 def _compact_only(loaded: Project, dry_run: bool) -> None:
@@ -224,7 +209,7 @@ def _overview(graph: Lineage, rulebook: Rulebook) -> None:
                 allowed = allows(rulebook, field, purpose)
                 line.append(field.column + ("" if allowed else " ✗"),
                             style="" if allowed else "bold red")
-            _indented(line, 2)
+            indented(line, 2)
 
 
 def _fields(graph: Lineage, rulebook: Rulebook, element: Element) -> None:
@@ -235,14 +220,14 @@ def _fields(graph: Lineage, rulebook: Rulebook, element: Element) -> None:
         purposes = provenance.purposes if provenance else None
         declared = [d for d in (provenance.legal_basis, provenance.jurisdiction,
                                 provenance.origin) if d] if provenance else []
-        _indented(Text.assemble(
+        indented(Text.assemble(
             (str(field), "bold"),
             ("  for " + ", ".join(purposes)) if purposes is not None else ("  any purpose",
-                                                                            "dim"),
+                                                                           "dim"),
             (f"  ({', '.join(declared)})", "dim") if declared else ""), 2)
         chain = graph.chain(element, field)[1:-1]
-        _indented(Text("via " + " → ".join(str(step) for step in chain)
-                       if chain else "directly", style="dim"), 6)
+        indented(Text("via " + " → ".join(str(step) for step in chain)
+                      if chain else "directly", style="dim"), 6)
 
 
 def _users(graph: Lineage, field: Field) -> None:
@@ -255,10 +240,3 @@ def _users(graph: Lineage, field: Field) -> None:
         chain = graph.chain(user, field)[1:-1]
         via = " → ".join(str(step) for step in chain)
         console.print(f"  {user}" + (f"  [dim](through {via})[/]" if via else ""))
-
-
-def _indented(text: Text, indent: int) -> None:
-    """Print `text` indented, its wrapped lines too (narrow terminals)."""
-    console.print(Padding(text, (0, 0, 0, indent), expand=False), highlight=False)
-
-

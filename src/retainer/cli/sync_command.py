@@ -13,14 +13,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.padding import Padding
 from rich.text import Text
 
-from retainer.cli.common import ProjectOption, console, errors, friendly
+from retainer.cli.common import STATUS_STYLE, ProjectOption, console, errors, friendly, indented
 from retainer.cli.main import app
 from retainer.cli.render import value
 
-_STATUS = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+_STATUS = {**STATUS_STYLE, "running": "cyan"}
 
 
 @app.command()
@@ -222,9 +221,9 @@ def _print_log(entries: list[Any]) -> None:
                        style="" if sent else "dim")
         if missing:
             summary.append("; " + ", ".join(missing), style="red")
-        _indented(summary)
+        indented(summary, 4)
         if e.error:
-            _indented(Text(e.error, style="red"))
+            indented(Text(e.error, style="red"), 4)
 
 
 def _print_dead_letters(letters: list[Any], limit: int) -> None:
@@ -242,13 +241,8 @@ def _print_dead_letters(letters: list[Any], limit: int) -> None:
                       highlight=False)
         keys = ", ".join(item.record_key for item in items[:3])
         keys += f" … ({len(items) - 3:,} more)" if len(items) > 3 else ""
-        _indented(Text(keys))
-        _indented(Text(error, style="red"))
+        indented(Text(keys), 4)
+        indented(Text(error, style="red"), 4)
     if len(groups) > limit:
         console.print(f"[dim]… and {len(groups) - limit:,} more (--limit)[/]")
     console.print(f"{len(letters):,} record(s) wait; the next 'retainer sync' sends them again")
-
-
-def _indented(text: Text) -> None:
-    """Print under an entry, indented, its wrapped lines too."""
-    console.print(Padding(text, (0, 0, 0, 4), expand=False), highlight=False)

@@ -35,6 +35,7 @@ from retainer.privacy.tombstones import (
 )
 from retainer.project import Project, utc_now
 from retainer.state import Store
+from retainer.sync.erasure import removed_holding
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class ErasurePlan:
     ledger: int                       # action ledger rows about them
     decisions: int                    # decision log entries about them
     sync_records: dict[str, int]      # per sync of contacts: records it delivered
+    removed_sync_records: dict[str, int]  # the same, per sync no longer in the rulebook
     deliveries: dict[str, int]        # per destination: actions delivered with their data
     results: int                      # rows in the published contact tables
     exports: tuple[Path, ...]         # exported files that are written again
@@ -78,6 +80,13 @@ class ErasurePlan:
             per_destination = ", ".join(f"{d}: {n}" for d, n in sorted(self.deliveries.items()))
             lines.append(_count(actions, "delivered action") + " deleted at their "
                          f"destinations ({per_destination})")
+        removed = sum(self.removed_sync_records.values())
+        if removed:
+            per_sync = ", ".join(f"{s}: {n}" for s, n in sorted(
+                self.removed_sync_records.items()))
+            lines.append(_count(removed, "synced record") + " delivered by syncs no longer in "
+                         f"the rulebook ({per_sync}): deleted where their destination is "
+                         "still declared, reported otherwise")
         if self.pending:
             lines.append(_count(len(self.pending), "delivered action")
                          + " left to delete from an earlier attempt")
@@ -118,12 +127,14 @@ def plan_erasure(project: Project, contact: str | None = None, email: str | None
         before = tombstones(store, _hashes(salt, subject)) if salt else []
         memberships, ledger, decisions = _store_counts(store, subject.contact_ids)
         synced = _synced(store, project, subject.contact_ids)
+        removed = removed_holding(rulebook, store, subject.contact_ids, "contact") \
+            if subject.contact_ids else {}
         deliveries = _deliveries(store, subject.contact_ids)
     results, exports = _published(project, subject.contact_ids)
-    plan = ErasurePlan(subject, memberships, ledger, decisions, synced, deliveries, results,
-                       exports, tuple(before))
+    plan = ErasurePlan(subject, memberships, ledger, decisions, synced, removed, deliveries,
+                       results, exports, tuple(before))
     if not rows and not before and not (memberships or ledger or decisions or results
-                                         or any(synced.values())):
+                                         or any(synced.values()) or removed):
         what = f"contact '{contact}'" if contact is not None else f"email address '{email}'"
         where = contacts_source(rulebook)
         raise RetainerError(f"no {what} in the contacts source"
