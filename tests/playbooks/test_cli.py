@@ -4,6 +4,7 @@ codes, readable output and no tracebacks."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,10 +28,11 @@ playbooks:
 """
 
 
-def retainer(*args: str | Path, code: int = 0) -> subprocess.CompletedProcess[str]:
-    """The command as a user runs it, in its own process."""
+def retainer(*args: str | Path, code: int = 0, columns: int = 160
+             ) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it, in its own process, in a terminal `columns` wide."""
     done = subprocess.run([RETAINER, *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
+                          timeout=300, env={"COLUMNS": str(columns), "PATH": "/usr/bin:/bin"})
     assert "Traceback" not in done.stdout + done.stderr
     assert done.returncode == code, done.stdout[-3000:] + done.stderr[-3000:]
     return done
@@ -119,3 +121,18 @@ def test_failures_are_loud_and_errors_readable(make_project: Writer,
     invalid = retainer("act", "-p", root, code=2)
     assert "playbooks.yml:9" in invalid.stderr and "'frsh' is not a segment of stage" in \
         invalid.stderr
+
+
+def test_act_counts_stay_whole_in_a_narrow_terminal(make_project: Writer,
+                                                    receiver: Receiver) -> None:
+    root = make_project(with_destinations(PLAYBOOKS, receiver.url))
+    # Too narrow for the table of counts, whose headers would be cut ('recor…'): a line per
+    # playbook, its counts wrapped between counts, never inside one.
+    narrow = retainer("act", "-p", root, columns=30).stdout
+    assert "┃" not in narrow and "…" not in narrow
+    assert (" welcome     2 fire\n"
+            "             1 recorded\n"
+            "             1 suppressed\n"
+            " quiet_ping  1 fire · 1 sent\n") in re.sub(r" +\n", "\n", narrow)
+    wide = retainer("act", "-p", root, "--dry-run", columns=100).stdout
+    assert " playbook   ┃ fire ┃ done before \n" in wide

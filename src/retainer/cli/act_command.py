@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -71,16 +72,7 @@ def _print_act(report: Any, rows: list[dict[str, Any]], items: list[dict[str, An
         errors.print("[yellow]note:[/] the latest run was computed by another version of the "
                      "rulebook; 'retainer run' first to act on the current segments",
                      highlight=False)
-    # Only the outcomes that happened get a column: the table stays readable when narrow.
-    shown = [c for c in (rows[0] if rows else {}) if c in ("playbook", "fire")
-             or any(row[c] for row in rows)]
-    table = Table(show_edge=False, padding=(0, 1))
-    for index, column in enumerate(shown):
-        table.add_column(column, justify="left" if index == 0 else "right")
-    for row in rows:
-        table.add_row(*(Text(str(row[c]), style="dim" if row[c] == 0 else
-                             _STYLE.get(c.replace(" ", "_"), "")) for c in shown))
-    console.print(table)
+    _print_counts(rows)
     _print_retired(report.retired, report.dry_run)
     if report.dry_run:
         _print_items(items, limit)
@@ -90,6 +82,50 @@ def _print_act(report: Any, rows: list[dict[str, Any]], items: list[dict[str, An
         console.print("[green]✓[/] everything planned was delivered, recorded or suppressed; "
                       "'retainer actions' lists the ledger, 'retainer decisions' the consent "
                       "decisions")
+
+
+def _print_counts(rows: list[dict[str, Any]]) -> None:
+    """A table of counts per playbook; where a terminal is too narrow for it (its headers
+    would be cut to 'recipi…'), a line per playbook naming only the counts that are not 0."""
+    # Only the outcomes that happened get a column.
+    shown = [c for c in (rows[0] if rows else {}) if c in ("playbook", "fire")
+             or any(row[c] for row in rows)]
+
+    def cell(row: dict[str, Any], column: str) -> Text:
+        return Text(str(row[column]), style="dim" if row[column] == 0 else
+                    _STYLE.get(column.replace(" ", "_"), ""))
+
+    table = Table(show_edge=False, padding=(0, 1))
+    for index, column in enumerate(shown):
+        table.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(cell(row, c) for c in shown))
+    unbounded = console.options.update(max_width=10**6)
+    if console.measure(table, options=unbounded).maximum <= console.width:
+        console.print(table)
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column()
+    room = console.width - max(len(row["playbook"]) for row in rows) - 3
+    for row in rows:
+        counts = [cell(row, c).append(f" {c}") for c in shown[1:] if row[c] or c == "fire"]
+        grid.add_row(row["playbook"], _packed(counts, room))
+    console.print(Padding(grid, (0, 0, 0, 1)))
+
+
+def _packed(parts: list[Text], room: int) -> Text:
+    """`parts` joined by ' · ', a line break between two parts where the next one would not
+    fit (never inside one: '84 suppressed' is read as a whole)."""
+    packed, line = Text(), 0
+    for index, part in enumerate(parts):
+        if index:
+            fits = line + 3 + len(part) <= room
+            packed.append(" · " if fits else "\n")
+            line = line + 3 if fits else 0
+        packed.append_text(part)
+        line += len(part)
+    return packed
 
 
 def _print_retired(retired: dict[str, int], dry_run: bool) -> None:
