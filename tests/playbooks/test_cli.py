@@ -136,3 +136,13 @@ def test_act_counts_stay_whole_in_a_narrow_terminal(make_project: Writer,
             " quiet_ping  1 fire · 1 sent\n") in re.sub(r" +\n", "\n", narrow)
     wide = retainer("act", "-p", root, "--dry-run", columns=100).stdout
     assert " playbook   ┃ fire ┃ done before \n" in wide
+    # A name too long to leave room beside it for a count: the counts go under it.
+    (root / "rulebook" / "playbooks.yml").write_text(
+        with_destinations(PLAYBOOKS.replace("welcome:", "welcome_new_accounts_by_hand:"),
+                          receiver.url), encoding="utf-8")
+    retainer("run", "-p", root, "--as-of", "2026-01-17")
+    longer = retainer("act", "-p", root, columns=30).stdout
+    assert (" welcome_new_accounts_by_hand\n"
+            "    2 fire · 1 recorded\n"
+            "    1 suppressed\n") in re.sub(
+        r" +\n", "\n", longer)

@@ -137,3 +137,19 @@ def test_one_erasure_opens_each_destination_once(write_project: ProjectWriter) -
     assert sorted(r["key"] for r in requests[0].body["records"]) == [
         "a01-c1", "a02-c1", "a03-c2"]
     assert not {"a01-c1", "a02-c1", "a03-c2"} & set(server.state)
+
+
+def test_a_removed_syncs_records_are_told_apart_by_their_key_columns(
+        write_project: ProjectWriter) -> None:
+    """Its level went with the sync, so its records say whom they are about. A person who is
+    their own account (B2C) is named in both key columns: their contact record is theirs."""
+    from retainer.sync.erasure import _about
+    rulebook = Project(make_project(write_project, "syncs: {}\n", count=1)).rulebook
+
+    def about_contact(payload: dict[str, str] | None) -> bool:
+        return _about(rulebook, state.Held("gone", "u1", "k", payload), "contact")
+
+    assert about_contact({"contact_id": "u1", "account_id": "u1"})
+    assert about_contact({"contact_id": "u1", "account_id": "a1"})
+    assert not about_contact({"account_id": "u1", "lifecycle": "new"})  # the account u1's
+    assert about_contact(None)  # a delete that waits: its sync meant it gone

@@ -104,14 +104,21 @@ def _print_counts(rows: list[dict[str, Any]]) -> None:
     if console.measure(table, options=unbounded).maximum <= console.width:
         console.print(table)
         return
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True, style="bold")
-    grid.add_column()
+    counts = [[cell(row, c).append(f" {c}") for c in shown[1:] if row[c] or c == "fire"]
+              for row in rows]
+    longest = max(len(part) for parts in counts for part in parts)
     room = console.width - max(len(row["playbook"]) for row in rows) - 3
-    for row in rows:
-        counts = [cell(row, c).append(f" {c}") for c in shown[1:] if row[c] or c == "fire"]
-        grid.add_row(row["playbook"], _packed(counts, room))
-    console.print(Padding(grid, (0, 0, 0, 1)))
+    if room >= longest:  # the counts beside the names
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="bold")
+        grid.add_column()
+        for row, parts in zip(rows, counts, strict=True):
+            grid.add_row(row["playbook"], _packed(parts, room))
+        console.print(Padding(grid, (0, 0, 0, 1)))
+        return
+    for row, parts in zip(rows, counts, strict=True):  # under them
+        indented(Text(row["playbook"], style="bold"), 1)
+        indented(_packed(parts, console.width - 4), 4)
 
 
 def _packed(parts: list[Text], room: int) -> Text:

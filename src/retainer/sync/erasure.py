@@ -109,9 +109,14 @@ def _held(rulebook: Rulebook, store: Store, entity_ids: Sequence[str], level: Le
 
 def _about(rulebook: Rulebook, item: state.Held, level: Level) -> bool:
     """Whether a record of a removed sync (its level is gone with it) is about an entity of
-    `level`: unless its payload says it is about one of the other level with that id."""
+    `level`: it is when its payload names the entity in `level`'s key column (a person who is
+    their own account names it in both), it is not when the payload names it only in the
+    other level's. A record without a payload is a delete that waits: its sync meant it gone."""
+    if item.payload is None:
+        return True
+    mine = key_columns(rulebook, level)[0]
     other = key_columns(rulebook, "contact" if level == "account" else "account")[0]
-    return item.payload is None or item.payload.get(other) != item.entity_id
+    return item.payload.get(mine) == item.entity_id or item.payload.get(other) != item.entity_id
 
 
 def _target(rulebook: Rulebook, store: Store, name: str) -> _Target:
