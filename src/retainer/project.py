@@ -26,8 +26,10 @@ from retainer.rulebook.loader import Rulebook, load_project
 from retainer.state import Store, open_store
 from retainer.state.snapshot import health_query, memberships_query
 
-# `.publishing-<run id>`: an empty file, so a kill can never leave it half written.
+# `.publishing-<run id>`: an empty file, so a kill can never leave it half written. Earlier
+# versions wrote the run id into `.publishing` (read still: a kill may have left one).
 PUBLISHING_MARKER = ".publishing-"
+LEGACY_MARKER = ".publishing"
 # The SQL dialect each engine runs (the compiler shapes its trees for that dialect).
 DIALECT_OF_ENGINE = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
 
@@ -95,6 +97,16 @@ class BackfillReport:
     run_ids: list[int]
     seconds: float
     undone: int
+
+
+def _waiting_run(marker: Path) -> str | None:
+    """The run whose exports a publishing marker says wait beside the published files."""
+    if marker.name != LEGACY_MARKER:
+        return marker.name.removeprefix(PUBLISHING_MARKER)
+    try:
+        return str(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # written by a run killed as it wrote it: it never published
 
 
 class Project:
@@ -267,7 +279,7 @@ class Project:
     def _finish_interrupted_publish(self) -> None:
         """Complete (or discard) exports a killed run left behind, so the exported files
         always match the published tables."""
-        markers = list(self.export_dir.glob(f"{PUBLISHING_MARKER}*"))
+        markers = list(self.export_dir.glob(f"{LEGACY_MARKER}*"))
         if not markers:
             return
         try:
@@ -281,7 +293,7 @@ class Project:
             rows = []
         finally:
             engine.close()
-        waiting = {m.name.removeprefix(PUBLISHING_MARKER) for m in markers}
+        waiting = {_waiting_run(marker) for marker in markers}
         partials = sorted(self.export_dir.glob("*.next"))
         if rows and str(json.loads(rows[0][0])) in waiting:
             self._move_exports_in(partials)
