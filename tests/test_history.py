@@ -159,14 +159,19 @@ def test_history_commands(write_project: ProjectWriter) -> None:
     project.run(at("2026-11-05"))
     retainer = str(Path(sys.executable).parent / "retainer")
 
-    def cli(*args: str) -> str:
+    def cli(*args: str, columns: int = 150) -> str:
         done = subprocess.run([retainer, *args, "-p", str(project.root)], capture_output=True,
-                              text=True, timeout=120, env={"COLUMNS": "150"})
+                              text=True, timeout=120, env={"COLUMNS": str(columns)})
         assert done.returncode == 0, done.stderr
         return done.stdout
 
     runs = cli("runs")
     assert "2026-11-05" in runs and "succeeded" in runs
+    assert " secs ┃ rulebook ┃ commit " in runs
+    # An ordinary terminal: the least needed columns are left out, none is cut short.
+    narrow = cli("runs", columns=80)
+    assert " run ┃ kind ┃ as of      ┃ status    ┃ history ┃ read ┃ rejected " in narrow
+    assert "…" not in narrow and "rulebook" not in narrow
     history = cli("history", "a1")
     assert "stage" in history and "lapsed" in history and "2026-11-05" in history
     flows = cli("flows", "--from", "2026-10-02", "--to", "2026-11-05", "--dimension", "stage")

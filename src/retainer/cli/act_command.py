@@ -17,7 +17,15 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from retainer.cli.common import STATUS_STYLE, ProjectOption, console, errors, friendly, indented
+from retainer.cli.common import (
+    STATUS_STYLE,
+    ProjectOption,
+    console,
+    errors,
+    fits,
+    friendly,
+    indented,
+)
 from retainer.cli.main import app
 
 FormatOption = Annotated[str, typer.Option("--format", help="table, json or csv")]
@@ -100,8 +108,7 @@ def _print_counts(rows: list[dict[str, Any]]) -> None:
         table.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*(cell(row, c) for c in shown))
-    unbounded = console.options.update(max_width=10**6)
-    if console.measure(table, options=unbounded).maximum <= console.width:
+    if fits(table):
         console.print(table)
         return
     counts = [[cell(row, c).append(f" {c}") for c in shown[1:] if row[c] or c == "fire"]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 
 console = Console()
@@ -28,6 +29,31 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}
 def indented(text: Text, indent: int) -> None:
     """Print `text` indented, its wrapped lines too (narrow terminals)."""
     console.print(Padding(text, (0, 0, 0, indent), expand=False), highlight=False)
+
+
+def fits(table: Table) -> bool:
+    """Whether `table` fits the terminal as it is, no cell cut short ('succe…')."""
+    unbounded = console.options.update(max_width=10**6)
+    return console.measure(table, options=unbounded).maximum <= console.width
+
+
+def fitted_table(columns: dict[str, JustifyMethod], rows: Sequence[dict[str, Any]],
+                 droppable: Sequence[str]) -> Table:
+    """`rows` under `columns` (header → justification). Where the terminal is too narrow,
+    the `droppable` columns are left out, the first named first, until it fits: a column
+    left out reads better than every column cut short."""
+    shown = list(columns)
+    for drop in [None, *droppable]:
+        if drop is not None:
+            shown.remove(drop)
+        table = Table(show_edge=False, padding=(0, 1))
+        for column in shown:
+            table.add_column(column, no_wrap=True, justify=columns[column])
+        for row in rows:
+            table.add_row(*(row[column] for column in shown))
+        if fits(table):
+            break
+    return table
 
 
 def friendly(command: F) -> F:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from retainer.cli.common import STATUS_STYLE, ProjectOption, console, friendly
+from retainer.cli.common import STATUS_STYLE, ProjectOption, console, fitted_table, friendly
 from retainer.cli.main import app
 from retainer.cli.render import value
 
@@ -28,19 +29,20 @@ def runs(project: ProjectOption = Path("."),
     from retainer.project import Project
     with Project(project).store() as store:
         records = store.runs(limit)
-    table = Table(show_edge=False, padding=(0, 1))
-    for column in ("run", "kind", "as of", "status", "history", "read", "rejected", "secs",
-                   "rulebook", "commit"):
-        table.add_column(column, no_wrap=True, justify="right" if column in (
-            "run", "read", "rejected", "secs") else "left")
-    for run in records:
-        moment = run.as_of.strftime("%Y-%m-%d" if run.as_of.time() == datetime.min.time()
-                                    else "%Y-%m-%d %H:%M")
-        table.add_row(str(run.run_id), run.kind, moment,
-                      Text(run.status, style=STATUS_STYLE.get(run.status, "dim")),
-                      "yes" if run.in_history else "–", f"{run.rows_read or 0:,}",
-                      f"{run.rows_rejected or 0:,}", f"{run.duration_s or 0:.1f}",
-                      run.rulebook_hash[:8], (run.git_commit or "–")[:8])
+    right: JustifyMethod = "right"
+    columns: dict[str, JustifyMethod] = {
+        "run": right, "kind": "left", "as of": "left", "status": "left", "history": "left",
+        "read": right, "rejected": right, "secs": right, "rulebook": "left", "commit": "left"}
+    rows = [{"run": str(run.run_id), "kind": run.kind,
+             "as of": run.as_of.strftime("%Y-%m-%d" if run.as_of.time() == datetime.min.time()
+                                         else "%Y-%m-%d %H:%M"),
+             "status": Text(run.status, style=STATUS_STYLE.get(run.status, "dim")),
+             "history": "yes" if run.in_history else "–", "read": f"{run.rows_read or 0:,}",
+             "rejected": f"{run.rows_rejected or 0:,}", "secs": f"{run.duration_s or 0:.1f}",
+             "rulebook": run.rulebook_hash[:8], "commit": (run.git_commit or "–")[:8]}
+            for run in records]
+    # Left out first where the terminal is narrow: the least needed to tell runs apart.
+    table = fitted_table(columns, rows, ("commit", "rulebook", "secs", "history"))
     console.print(table if records else "no runs yet")
 
 
