@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from retainer.errors import RetainerError
 from retainer.explain import explain
 from retainer.project import Project
 from tests.conftest import ProjectWriter
@@ -179,3 +181,18 @@ def test_history_commands(write_project: ProjectWriter) -> None:
     changes = cli("changes", "2")
     assert "run 2 as of 2026-11-05" in changes
     assert "lapsed" in changes and "entered" in changes and "exited" in changes
+
+
+def test_a_backfill_with_its_dates_reversed_or_no_step_says_which(
+        write_project: ProjectWriter) -> None:
+    project = Project(write_project(rulebook=RULEBOOK, data={"events.csv": events(
+        "2026-10-01")}))
+    with pytest.raises(RetainerError) as reversed_dates:
+        project.backfill(at("2026-11-01"), at("2026-10-01"), timedelta(days=7))
+    assert reversed_dates.value.problem.message == \
+        "backfill --from 2026-11-01 00:00 is after --to 2026-10-01 00:00"
+    assert "swap them" in str(reversed_dates.value.problem.hint)
+    with pytest.raises(RetainerError) as no_step:
+        project.backfill(at("2026-10-01"), at("2026-11-01"), timedelta(0))
+    assert no_step.value.problem.message == "backfill --every must be a positive step"
+    assert not (project.root / ".retainer" / "state.duckdb").exists()  # nothing was begun

@@ -169,8 +169,13 @@ class Project:
                  replace_history: bool = False, progress: Progress | None = None
                  ) -> BackfillReport:
         """Fill history for past dates, reading every source only once."""
-        if every <= timedelta(0) or end < start:
-            raise RetainerError("backfill needs --from before --to and a positive --every")
+        if end < start:
+            raise RetainerError(f"backfill --from {start:%Y-%m-%d %H:%M} is after --to "
+                                f"{end:%Y-%m-%d %H:%M}", hint="swap them: history is filled "
+                                "from the earlier date to the later one")
+        if every <= timedelta(0):
+            raise RetainerError("backfill --every must be a positive step",
+                                hint="write e.g. --every 7d or --every 1d")
         dates = []
         moment = start
         while moment <= end:
