@@ -160,3 +160,29 @@ def test_one_postgres_engine_per_act_each_read_fresh(
     assert not (root / "outbox").exists()
     # The act let go of the engine: the work schema is free for the next run.
     assert Project(root).run(datetime(2026, 1, 18)).accounts == 3
+
+
+def test_a_postgres_act_drops_the_copies_of_file_sources_it_loaded(
+        make_project: Writer, postgres_url: str) -> None:
+    """On `engine: postgres` an act loads the file sources it reads into the work schema:
+    they hold the sources' people (addresses, countries), and go once the act has read them."""
+    from tests.playbooks.conftest import PROJECT as FILES_PROJECT
+    dsn, schema = split_schema(postgres_url)
+    project = FILES_PROJECT.replace(
+        "name: acts\n", f'name: acts\nengine: postgres\npostgres: {{url: "{dsn}", '
+                        f"schema: {schema}}}\n")
+    root = make_project(ROLES, project=project, data={"consents.csv": CONSENTS})
+
+    def copies() -> list[str]:
+        with psycopg.connect(dsn) as connection:
+            return sorted(str(name) for name, in connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_name LIKE 'src\\_%%'", [schema]))
+
+    assert "src_contacts" in copies()  # the run's work, kept until the next run
+    report = act_on(root)
+    assert report.ok and {r["contact_id"]: r["status"] for r in ledger_rows(root)} == {
+        "c1": "suppressed", "c2": "sent", "c3": "suppressed", "c4": "sent"}
+    assert copies() == []
+    assert Project(root).run(datetime(2026, 1, 18)).accounts == 3  # the run loads its own
+    assert "src_contacts" in copies()

@@ -61,7 +61,10 @@ class SourceReader:
     def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
-            engine.close()
+            try:
+                engine.release_sources()
+            finally:
+                engine.close()
 
     def _opened(self) -> Engine:
         if self._engine is None:

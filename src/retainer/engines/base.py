@@ -67,5 +67,11 @@ class Engine(ABC):
         del ids, key
         return 0
 
+    def release_sources(self) -> None:
+        """Drop the copies of file sources this engine loaded to read them, where they would
+        outlive it (a reader done with the sources says so; a run keeps its work). Most
+        engines read files in place or into their own session: nothing to drop."""
+        return None
+
     @abstractmethod
     def close(self) -> None: ...

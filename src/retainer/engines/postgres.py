@@ -85,6 +85,7 @@ class PostgresEngine(Engine):
                                 hint="check postgres.url in retainer.yml and that the server "
                                      "is running and accepts connections") from None
         self._previous_loaded = False
+        self._loaded: set[str] = set()  # the copies of file sources this session loaded
         try:
             self._prepare()
         except BaseException:
@@ -161,6 +162,7 @@ class PostgresEngine(Engine):
         query = exp.select(*(col(c) if c in read else exp.alias_(exp.null(), c, quoted=True)
                              for c in columns)).from_(src(name))
         self._create_table(src(name), columns)
+        self._loaded.add(src(name))
         with tempfile.TemporaryDirectory(prefix="retainer-") as directory:
             path = Path(directory) / "rows.csv"
             copy = exp.Copy(this=query.subquery(), kind=False,
@@ -393,6 +395,14 @@ class PostgresEngine(Engine):
                 self.connection.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
                     sql.Identifier(self.schema, str(name))))
         return deleted
+
+    def release_sources(self) -> None:
+        """The copies of file sources loaded to read them (for an act, a validation) hold
+        the sources' people: they go when the reading is done, not at the next run."""
+        with self.connection.transaction():
+            for name in sorted(self._loaded):
+                self._drop(name)
+        self._loaded.clear()
 
     def close(self) -> None:
         # Unlock explicitly: the server releases a closed session's locks only once it has
