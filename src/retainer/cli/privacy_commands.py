@@ -36,9 +36,12 @@ def forget(contact: Annotated[str | None, typer.Option(help="the contact's id")]
                     "in them (the default; --no-compact skips it for a very large store); "
                     "--compact alone only rewrites them")] = None
            ) -> None:
-    """Erase a person: history, results, exports and synced records go; the action ledger
-    and decision log keep a salted-hash tombstone; later runs leave the person out. Then the
-    database files are rewritten so no deleted byte of theirs stays in them."""
+    """Erase a person everywhere; a salted-hash tombstone keeps later runs from bringing
+    them back.
+
+    History, results, exports and synced records go; the action ledger and decision log
+    keep the tombstone in their place. Then the database files are rewritten so no deleted
+    byte of theirs stays in them."""
     from retainer.privacy.erasure import apply_erasure, plan_erasure
     from retainer.project import Project
     loaded = Project(project)
