@@ -132,7 +132,7 @@ class Project:
         try:
             return engine.attach_sources(self.rulebook)
         finally:
-            engine.close()
+            engine.close_after_reading()
 
     def plan(self, as_of: datetime | None = None, catalog: Catalog | None = None,
              dialect: str = "duckdb") -> Plan:

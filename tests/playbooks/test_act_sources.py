@@ -186,3 +186,16 @@ def test_a_postgres_act_drops_the_copies_of_file_sources_it_loaded(
     assert copies() == []
     assert Project(root).run(datetime(2026, 1, 18)).accounts == 3  # the run loads its own
     assert "src_contacts" in copies()
+    Project(root).catalog()  # what `retainer validate` reads the sources through
+    assert copies() == []
+
+    # A reader whose connection is lost cannot drop its copies (the next run replaces them):
+    # closing it says nothing more, so the error that stopped the reading is the one shown.
+    from retainer.consent.sources import SourceReader
+    reader = SourceReader(Project(root).rulebook)
+    engine, _ = reader.read(["contacts"])
+    assert isinstance(engine, PostgresEngine)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [engine.connection.info.backend_pid])
+    reader.close()
+    assert engine.connection.closed

@@ -61,10 +61,7 @@ class SourceReader:
     def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
-            try:
-                engine.release_sources()
-            finally:
-                engine.close()
+            engine.close_after_reading()
 
     def _opened(self) -> Engine:
         if self._engine is None:

@@ -3,6 +3,7 @@ branches in the compiler."""
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from sqlglot import exp
 from retainer.compile.capabilities import Capabilities
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan, Step
+from retainer.errors import RetainerError
 from retainer.rulebook.loader import Rulebook
 
 Progress = Callable[[Step, int, int], None]
@@ -72,6 +74,16 @@ class Engine(ABC):
         outlive it (a reader done with the sources says so; a run keeps its work). Most
         engines read files in place or into their own session: nothing to drop."""
         return None
+
+    def close_after_reading(self) -> None:
+        """Close an engine opened to read sources, releasing them first. A release that
+        fails (its connection lost) leaves the copies to the next run, which replaces them,
+        and must not hide the error that stopped the reading."""
+        try:
+            with contextlib.suppress(RetainerError):
+                self.release_sources()
+        finally:
+            self.close()
 
     @abstractmethod
     def close(self) -> None: ...

@@ -399,9 +399,8 @@ class PostgresEngine(Engine):
     def release_sources(self) -> None:
         """The copies of file sources loaded to read them (for an act, a validation) hold
         the sources' people: they go when the reading is done, not at the next run."""
-        with self.connection.transaction():
-            for name in sorted(self._loaded):
-                self._drop(name)
+        for name in sorted(self._loaded):
+            self._drop(name)
         self._loaded.clear()
 
     def close(self) -> None:
