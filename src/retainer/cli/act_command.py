@@ -23,6 +23,7 @@ from retainer.cli.common import (
     console,
     errors,
     fits,
+    fitted_table,
     friendly,
     indented,
 )
@@ -103,11 +104,8 @@ def _print_counts(rows: list[dict[str, Any]]) -> None:
         return Text(str(row[column]), style="dim" if row[column] == 0 else
                     _STYLE.get(column.replace(" ", "_"), ""))
 
-    table = Table(show_edge=False, padding=(0, 1))
-    for index, column in enumerate(shown):
-        table.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(*(cell(row, c) for c in shown))
+    table = fitted_table({c: "left" if c == "playbook" else "right" for c in shown},
+                         [{c: cell(row, c) for c in shown} for row in rows], droppable=())
     if fits(table):
         console.print(table)
         return
