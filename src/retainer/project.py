@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan, compile_plan
+from retainer.consent.sources import SourceReader
 from retainer.engines import create_engine
 from retainer.engines.base import Engine, Progress
 from retainer.engines.duckdb import STAGED_SUFFIX, DuckDBEngine, staged
@@ -127,12 +128,11 @@ class Project:
 
     def catalog(self) -> Catalog:
         """What the project's engine sees of the sources (for validate, compile, test)."""
-        engine: Engine = DuckDBEngine() if self.rulebook.config.engine == "duckdb" \
-            else create_engine(self.rulebook)
+        reader = SourceReader(self.rulebook)
         try:
-            return engine.attach_sources(self.rulebook)
+            return reader.catalog()
         finally:
-            engine.close_after_reading()
+            reader.close()
 
     def plan(self, as_of: datetime | None = None, catalog: Catalog | None = None,
              dialect: str = "duckdb") -> Plan:

@@ -132,9 +132,9 @@ def _packed(parts: list[Text], room: int) -> Text:
     packed, line = Text(), 0
     for index, part in enumerate(parts):
         if index:
-            fits = line + 3 + len(part) <= room
-            packed.append(" · " if fits else "\n")
-            line = line + 3 if fits else 0
+            beside = line + 3 + len(part) <= room
+            packed.append(" · " if beside else "\n")
+            line = line + 3 if beside else 0
         packed.append_text(part)
         line += len(part)
     return packed

@@ -21,7 +21,7 @@ from retainer.compile.catalog import Catalog
 from retainer.compile.plan import Plan
 from retainer.compile.staging import src
 from retainer.engines.base import Engine, Progress
-from retainer.errors import DataError, EngineError, Location, RetainerError
+from retainer.errors import DataError, EngineError, Location, RetainerError, first_line
 from retainer.rulebook.loader import Rulebook
 from retainer.rulebook.models import Source
 
@@ -421,7 +421,7 @@ def _option(name: str, value: exp.Expr) -> exp.Expr:
 
 
 def _read_error(rulebook: Rulebook, name: str, where: str, exc: Exception) -> DataError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     location: Location | None = None
     if ("sources", name) in rulebook.origins:
         location = rulebook.origin("sources", name).location

@@ -296,8 +296,7 @@ def retired_reason(playbook: str) -> str:
     return f"playbook '{playbook}' is no longer in the rulebook"
 
 
-def retire(store: Store, playbooks: Collection[str], act_id: int | None = None
-           ) -> dict[str, int]:
+def retire(store: Store, playbooks: Collection[str], act_id: int) -> dict[str, int]:
     """Mark the pending rows of playbooks no longer in the rulebook (not among `playbooks`)
     `retired`, in one transaction; the reason names the playbook and keeps what the row
     was planned for. The act `act_id` counts them in the same transaction, so even a kill
@@ -316,7 +315,7 @@ def retire(store: Store, playbooks: Collection[str], act_id: int | None = None
                                 where=exp.and_(exp.column("playbook").eq(exp.Placeholder()),
                                                _pending_status()))
             store.backend.execute(update, [retired_reason(name), retired_reason(name), name])
-        if act_id is not None and found:
+        if found:
             store.backend.execute(exp.update(
                 "acts", {"retired": exp.Placeholder()},
                 where=exp.column("act_id").eq(exp.Placeholder())), [sum(found.values()), act_id])

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlglot import exp
 
-from retainer.errors import RetainerError
+from retainer.errors import RetainerError, first_line
 from retainer.state.backend import Backend, Statement
 
 
@@ -62,7 +62,7 @@ class PostgresBackend(Backend):
             except psycopg.Error as exc:
                 self.connection.close()
                 raise RetainerError(f"cannot create the state store's schema '{schema}': "
-                                    f"{str(exc).strip().splitlines()[0]}",
+                                    f"{first_line(exc)}",
                                     hint="create it as its owner, or let the store's role "
                                          "create schemas in the database") from None
             self.connection.execute(sql.SQL("SET search_path TO {}").format(
